@@ -1,0 +1,146 @@
+"""Settings: `LEADBRIDGE_*` environment variables over an optional `leadbridge.toml`.
+
+Nested settings use `__` in the environment: `LEADBRIDGE_PRIVACY__IP_MASK_BYTES=3`.
+The TOML file is `./leadbridge.toml`, or the path in `LEADBRIDGE_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from leadbridge.errors import ConfigError
+
+DEFAULT_BANDS = {"cold": 0.0, "warm": 20.0, "hot": 50.0}
+
+
+class PageRuleConfig(BaseModel):
+    """URL pattern -> friendly name, category, score. `re:` prefix means a regex."""
+
+    model_config = {"extra": "forbid"}
+    pattern: str = Field(min_length=1)
+    name: str = ""
+    category: str = ""
+    score: float = 0.0
+
+
+class EventRuleConfig(BaseModel):
+    """Tracked event (category/action/name globs) -> label and score."""
+
+    model_config = {"extra": "forbid"}
+    category: str = "*"
+    action: str = "*"
+    name: str = "*"
+    label: str = ""
+    score: float = 0.0
+
+
+class ScoringSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    half_life_days: float = Field(default=30.0, ge=1.0, le=3650.0)
+    default_page_score: float = 1.0
+    bands: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_BANDS))
+    page_rules: list[PageRuleConfig] = Field(default_factory=list)
+    event_rules: list[EventRuleConfig] = Field(default_factory=list)
+
+    @field_validator("bands")
+    @classmethod
+    def _bands_not_empty(cls, v: dict[str, float]) -> dict[str, float]:
+        if not v:
+            raise ValueError("at least one band is needed, e.g. {cold = 0, warm = 20, hot = 50}")
+        return v
+
+
+class TrackingSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="peers whose X-Forwarded-For is believed (IPs or CIDR networks)",
+    )
+    max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    max_bulk_requests: int = Field(default=1000, ge=1)
+    store_bots: bool = True
+    batch_max: int = Field(default=5000, ge=1)
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+
+class PrivacySettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    ip_mask_bytes: int = Field(default=2, ge=0, le=3)
+    honour_dnt: bool = True
+    raw_hit_retention_days: int | None = Field(default=395, ge=1)
+
+
+class IdentifySettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    mmdb: list[Path] = Field(default_factory=list, description="MaxMind-format databases")
+    ip_ranges_csv: Path | None = None
+    companies_csv: Path | None = None
+    cache_size: int = Field(default=200_000, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LEADBRIDGE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: str = "sqlite:///./var/leadbridge.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = ""
+    data_dir: Path = Path("./var")
+    secret_key: str = ""
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    identify: IdentifySettings = Field(default_factory=IdentifySettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+
+    @model_validator(mode="after")
+    def _public_url(self) -> Settings:
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        self.public_url = self.public_url.rstrip("/")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment overrides the TOML file, which arrives as init values
+        return (env_settings, init_settings)
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("LEADBRIDGE_CONFIG", "leadbridge.toml"))
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings; a bad file or value raises ConfigError naming the field."""
+    path = path or config_path()
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    elif "LEADBRIDGE_CONFIG" in os.environ:
+        raise ConfigError(f"LEADBRIDGE_CONFIG names {path}, which does not exist")
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings ({path} or LEADBRIDGE_* variables): {problems}") from exc

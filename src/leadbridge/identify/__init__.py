@@ -1,0 +1,1 @@
+"""Identification: browser visitors, contacts, and the organisations behind IP addresses."""

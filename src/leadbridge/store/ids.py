@@ -1,0 +1,20 @@
+"""Time-ordered keys for high-volume tables: UUIDv7 keeps index inserts at the right edge."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from uuid_utils.compat import uuid7
+
+__all__ = ["new_id", "floor_id"]
+
+
+def new_id() -> uuid.UUID:
+    return uuid7()
+
+
+def floor_id(moment: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of `moment`: every key created before it sorts below."""
+    ms = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=(ms << 80) | (0x7 << 76) | (0b10 << 62))

@@ -1,0 +1,263 @@
+"""The hub's tables (SQLAlchemy Core). Alembic migrations are generated from this metadata.
+
+High-volume tables (hits) use time-ordered UUIDv7 keys; the rest use integer keys.
+Scores are stored as *weights*: a hit of score s at time t adds s * 2**((t - epoch) / half_life)
+(see `leadbridge.scoring.decay`), so totals are updated with one atomic addition and ordering by
+weight orders by the current, decayed score.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the hub stores UTC-aware times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(name: str, nullable: bool = True) -> Column[datetime]:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("hosts", JSON, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    _ts("created_at", nullable=False),
+    _ts("revoked_at"),
+)
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(300), nullable=False),
+    Column("domain", String(255)),
+    Column("type", String(20), nullable=False),  # company, isp, hosting, education, government
+    Column("type_set_by", String(10), nullable=False, default="lookup"),  # lookup | person
+    Column("confidence", Float, nullable=False, default=0.0),
+    Column("source", String(100), nullable=False, default=""),
+    Column("asn", Integer),
+    Column("country", String(2)),
+    Column("blocked", Boolean, nullable=False, default=False),
+    Column("merged_into_id", Integer, ForeignKey("organisations.id")),
+    Column("owner", String(200)),
+    Column("crm_account_id", String(100)),
+    Column("employees", Integer),
+    Column("industry", String(200)),
+    Column("address", Text),
+    Column("phone", String(50)),
+    Column("website", String(300)),
+    Column("permalink_token", String(43), nullable=False, unique=True),
+    _ts("first_visit_at"),
+    _ts("last_visit_at"),
+    Column("hit_count", BigInteger, nullable=False, default=0),
+    Column("score_weight", Float, nullable=False, default=0.0),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    Index("ix_organisations_score_weight", "score_weight"),
+    Index("ix_organisations_last_visit_at", "last_visit_at"),
+    Index("ix_organisations_domain", "domain"),
+)
+
+# Every key a resolver can produce for an organisation ("asn:15169", "range:acme.com").
+# Merging points the merged organisation's keys at the survivor.
+organisation_keys = Table(
+    "organisation_keys",
+    metadata,
+    Column("match_key", String(300), primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+)
+
+company_profiles = Table(
+    "company_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("domain", String(255), unique=True),
+    Column("name_key", String(300), index=True),
+    Column("name", String(300)),
+    Column("employees", Integer),
+    Column("industry", String(200)),
+    Column("address", Text),
+    Column("phone", String(50)),
+    Column("website", String(300)),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), unique=True),
+    Column("external_id", String(200), unique=True),
+    Column("name", String(300)),
+    Column("organisation_id", Integer, ForeignKey("organisations.id")),
+    _ts("first_seen_at"),
+    _ts("last_seen_at"),
+    Column("hit_count", BigInteger, nullable=False, default=0),
+    Column("score_weight", Float, nullable=False, default=0.0),
+    _ts("created_at", nullable=False),
+    Index("ix_contacts_score_weight", "score_weight"),
+)
+
+browser_visitors = Table(
+    "browser_visitors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", Integer, ForeignKey("sites.id"), nullable=False),
+    Column("visitor_key", String(64), nullable=False),
+    Column("contact_id", Integer, ForeignKey("contacts.id")),
+    _ts("first_seen_at"),
+    _ts("last_seen_at"),
+    UniqueConstraint("site_id", "visitor_key"),
+    Index("ix_browser_visitors_contact_id", "contact_id"),
+)
+
+hits = Table(
+    "hits",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("site_id", Integer, nullable=False),
+    _ts("occurred_at", nullable=False),
+    Column("kind", String(12), nullable=False),  # pageview, event, email_open, form
+    Column("browser_visitor_id", Integer, nullable=False),
+    Column("contact_id", Integer),
+    Column("organisation_id", Integer),
+    Column("url", Text, nullable=False),
+    Column("page_title", Text),
+    Column("page_name", String(300)),
+    Column("category", String(100)),
+    Column("score", Float, nullable=False, default=0.0),
+    Column("is_bot", Boolean, nullable=False, default=False),
+    Column("ip_masked", String(45)),
+    Column("referrer", Text),
+    Column("channel", String(20)),
+    Column("campaign_name", String(300)),
+    Column("campaign_source", String(300)),
+    Column("campaign_medium", String(300)),
+    Column("campaign_keyword", String(300)),
+    Column("campaign_content", String(300)),
+    Column("event_category", String(300)),
+    Column("event_action", String(300)),
+    Column("event_name", String(300)),
+    Column("event_value", Float),
+    Column("device", String(20)),
+    Column("browser", String(100)),
+    Column("os", String(100)),
+    Column("country", String(2)),
+    Column("lang", String(100)),
+    Column("resolution", String(20)),
+    Column("time_on_page", Integer),
+    Index("ix_hits_organisation_id_occurred_at", "organisation_id", "occurred_at"),
+    Index("ix_hits_browser_visitor_id_occurred_at", "browser_visitor_id", "occurred_at"),
+    Index("ix_hits_contact_id", "contact_id"),
+)
+
+page_rules = Table(
+    "page_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("position", Integer, nullable=False, default=0),
+    Column("pattern", Text, nullable=False),
+    Column("name", String(300), nullable=False, default=""),
+    Column("category", String(100), nullable=False, default=""),
+    Column("score", Float, nullable=False, default=0.0),
+)
+
+event_rules = Table(
+    "event_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("position", Integer, nullable=False, default=0),
+    Column("category", String(300), nullable=False, default="*"),
+    Column("action", String(300), nullable=False, default="*"),
+    Column("name", String(300), nullable=False, default="*"),
+    Column("label", String(300), nullable=False, default=""),
+    Column("score", Float, nullable=False, default=0.0),
+)
+
+# Requests refused at intake, counted per day, site and reason; never stored as hits.
+intake_rejections = Table(
+    "intake_rejections",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("site_id", Integer, primary_key=True),
+    Column("reason", String(40), primary_key=True),
+    Column("count", BigInteger, nullable=False, default=0),
+)
+
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject", String(20), nullable=False),  # contact | browser
+    Column("subject_hash", String(64), nullable=False),
+    Column("hits_deleted", BigInteger, nullable=False, default=0),
+    _ts("erased_at", nullable=False),
+)
+
+# Small key/value state: the decay epoch, the scoring rules' fingerprint, the config version.
+hub_state = Table(
+    "hub_state",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
