@@ -12,10 +12,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
+from starlette.testclient import TestClient
+
+from leadbridge.api.app import create_app
+from leadbridge.apikeys import create_key
+from leadbridge.hub import Hub
+from leadbridge.sites import add_site
 
 from leadbridge.config import Settings, load_settings
 from leadbridge.store import make_engine, upgrade
@@ -23,6 +30,13 @@ from leadbridge.store.tables import metadata
 
 PG_ADMIN = os.environ.get("LEADBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
+# The test client's requests come from 198.51.100.7; other addresses are sent with `cip`.
+TEST_RANGES = """network,company,domain,type
+198.51.100.0/24,Testclient Industries,testclient.example,company
+203.0.113.0/25,Acme Corp,acme.example,company
+203.0.113.128/25,Big Broadband,bigbb.example,isp
+192.0.2.0/24,Cloudy Hosting,cloudy.example,hosting
+"""
 
 
 def _pg_up() -> bool:
@@ -108,14 +122,52 @@ def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
     for key in list(os.environ):
         if key.startswith("LEADBRIDGE_"):
             monkeypatch.delenv(key)
+    ranges = tmp_path / "ranges.csv"
+    ranges.write_text(TEST_RANGES, encoding="utf-8")
     return load_settings(
         tmp_path / "absent.toml",
         database_url=db_url,
         data_dir=str(tmp_path / "var"),
         secret_key="test-secret-key-0123456789abcdef",
+        identify={"ip_ranges_csv": str(ranges)},
     )
 
 
 def count(engine: Engine, table: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+@pytest.fixture
+def hub(settings: Settings) -> Iterator[Hub]:
+    """A hub on the test database (its writer thread runs while a `client` is open)."""
+    the_hub = Hub(settings)
+    yield the_hub
+    the_hub.close()
+
+
+@pytest.fixture
+def site_id(hub: Hub) -> int:
+    with hub.engine.begin() as conn:
+        site = add_site(conn, "Example", ["www.example.com", "*.example.org"])
+    hub.refresh(force=True)
+    return site.id
+
+
+@pytest.fixture
+def api_key(hub: Hub) -> str:
+    with hub.engine.begin() as conn:
+        _, clear = create_key(conn, "tests")
+    return clear
+
+
+@pytest.fixture
+def client(hub: Hub, site_id: int) -> Iterator[TestClient]:
+    """The whole app in-process, with its lifespan (writer thread) running."""
+    with TestClient(create_app(hub.settings, hub), client=("198.51.100.7", 50000)) as c:
+        yield c
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-DEFAULT_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 REBASE_AFTER_HALF_LIVES = 600.0  # 2**600 is far from float overflow (2**1023)
 
 
 @dataclass(frozen=True, slots=True)
 class Decay:
     half_life_days: float
-    epoch: datetime = DEFAULT_EPOCH
+    epoch: datetime
 
     @property
     def half_life_seconds(self) -> float:

@@ -1,0 +1,1 @@
+"""REST API (FastAPI) around the tracking intake; OpenAPI at /docs."""

@@ -1,0 +1,56 @@
+"""The ASGI application: tracking routes (plain Starlette, the hot path), the REST API, pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from leadbridge import __version__
+from leadbridge.config import Settings
+from leadbridge.errors import InputError, NotFound
+from leadbridge.hub import Hub
+from leadbridge.tracking.http import TrackingEndpoints
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+    """Build the app; the hub (database, writer thread) opens with the app's lifespan."""
+    the_hub = hub or Hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        the_hub.start()
+        try:
+            yield
+        finally:
+            the_hub.stop()
+
+    app = FastAPI(title="LeadBridge", version=__version__, lifespan=lifespan,
+                  description="Website visitors, hits, contacts and scores; the Matomo-compatible "
+                              "tracking endpoint is /matomo.php.")
+    app.state.hub = the_hub
+    for route in TrackingEndpoints(the_hub).routes():
+        app.router.routes.append(route)
+
+    from leadbridge.api.routes import include_routes
+    include_routes(app)
+
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"error": exc.reason, "detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"error": "not_found", "detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"error": "invalid", "detail": detail}, status_code=422)
+
+    return app

@@ -1,0 +1,25 @@
+"""One module per resource; each exposes `router`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def include_routes(app: FastAPI) -> None:
+    from leadbridge.api.routes import (
+        contacts,
+        hits,
+        organisations,
+        scoring,
+        sites,
+        website_visitors,
+    )
+    from leadbridge.web import permalink
+
+    app.include_router(sites.router)
+    app.include_router(website_visitors.router)
+    app.include_router(hits.router)
+    app.include_router(contacts.router)
+    app.include_router(organisations.router)
+    app.include_router(scoring.router)
+    app.include_router(permalink.router)

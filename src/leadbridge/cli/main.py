@@ -1,0 +1,19 @@
+"""`leadbridge`: serve, migrate, and manage sites, keys, organisations, scoring and privacy."""
+
+from __future__ import annotations
+
+import typer
+
+from leadbridge.cli import apikeys, db, organisations, privacy, scoring, serve, sites, contacts
+
+app = typer.Typer(help="LeadBridge: website visitors, scores and CRM sync.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(db.app, name="db")
+app.add_typer(sites.app, name="sites")
+app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(organisations.app, name="organisations")
+app.add_typer(scoring.app, name="scoring")
+app.add_typer(contacts.app, name="contacts")
+app.command("serve")(serve.serve)
+app.command("erase")(privacy.erase)
+app.command("retention")(privacy.retention)

@@ -1,0 +1,1 @@
+"""Privacy: IP masking, Do-Not-Track and opt-out, erasure, retention."""

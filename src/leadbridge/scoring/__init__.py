@@ -1,0 +1,1 @@
+"""Scoring: page and event rules, decaying totals, bands, and re-scoring history."""

@@ -1,0 +1,257 @@
+"""Writing a batch of prepared hits in one transaction.
+
+For each batch: browser visitors and organisations are found or created (cached between
+batches), identifications are applied, hits are inserted with one executemany, and the totals
+of organisations, contacts and browsers are updated with one statement per kind. Totals are
+additive (`x = x + delta`), so several writer processes can share a PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from leadbridge.identify.contacts import Identity, get_or_create_contact, link_browser
+from leadbridge.identify.organisations import ensure_organisations
+from leadbridge.identify.resolvers import OrgMatch
+from leadbridge.scoring.decay import Decay
+from leadbridge.scoring.ruleset import rebase
+from leadbridge.store.state import config_version
+from leadbridge.store.tables import (
+    browser_visitors,
+    contacts,
+    hits,
+    intake_rejections,
+    organisations,
+)
+
+VISIT_GAP = timedelta(minutes=30)
+_CACHE_LIMIT = 200_000
+
+
+@dataclass(slots=True)
+class PreparedHit:
+    """A validated hit waiting for its batch: the row plus what the writer must resolve."""
+
+    site_id: int
+    visitor_key: str
+    row: dict[str, Any]  # hit columns but the three ids the writer fills
+    org: OrgMatch | None = None
+    identity: Identity | None = None
+    is_ping: bool = False
+
+
+@dataclass(slots=True)
+class _Totals:
+    weight: float = 0.0
+    count: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add(self, weight: float, moment: datetime) -> None:
+        self.weight += weight
+        self.count += 1
+        self.first = moment if self.first is None or moment < self.first else self.first
+        self.last = moment if self.last is None or moment > self.last else self.last
+
+
+@dataclass
+class BatchWriter:
+    """Writes batches; keeps caches of ids between batches (dropped on config changes)."""
+
+    decay: Decay
+    browsers: dict[tuple[int, str], list[int | None]] = field(default_factory=dict)
+    orgs: dict[str, tuple[int, bool]] = field(default_factory=dict)  # key -> (id, scored)
+    last_hit: dict[int, tuple[Any, datetime]] = field(default_factory=dict)
+    rejections: Counter[tuple[int, str]] = field(default_factory=Counter)
+    _seen_version: str | None = None
+    _version_checked: float = 0.0
+
+    def forget(self) -> None:
+        self.browsers.clear()
+        self.orgs.clear()
+        self.last_hit.clear()
+
+    def refresh_if_changed(self, conn: Connection, monotonic_now: float) -> None:
+        if monotonic_now - self._version_checked < 1.0:
+            return
+        self._version_checked = monotonic_now
+        version = config_version(conn)
+        if version != self._seen_version:
+            self.forget()
+            self._seen_version = version
+
+    def write(self, conn: Connection, batch: list[PreparedHit], now: datetime) -> None:
+        """Store `batch` on `conn` (the caller commits)."""
+        if len(self.browsers) > _CACHE_LIMIT or len(self.last_hit) > _CACHE_LIMIT:
+            self.forget()
+        rebased = rebase(conn, self.decay, now)
+        if rebased is not None:
+            self.decay = rebased
+        bv_ids = self._browser_ids(conn, batch, now)
+        self._identify(conn, batch, bv_ids, now)
+        org_ids = self._organisation_ids(conn, batch, now)
+
+        rows: list[dict[str, Any]] = []
+        org_totals: dict[int, _Totals] = {}
+        contact_totals: dict[int, _Totals] = {}
+        browser_last: dict[int, datetime] = {}
+        time_on_page: list[dict[str, Any]] = []
+        for item in batch:
+            bv_id, contact_id = bv_ids[(item.site_id, item.visitor_key)]
+            assert bv_id is not None
+            moment: datetime = item.row["occurred_at"]
+            previous = self.last_hit.get(bv_id)
+            if previous is not None and timedelta(0) < moment - previous[1] <= VISIT_GAP:
+                seconds = int((moment - previous[1]).total_seconds())
+                time_on_page.append({"hit_id": previous[0], "seconds": seconds})
+            if item.is_ping:
+                continue
+            org_id, scored = org_ids.get(item.org.key, (None, False)) if item.org else (None, False)
+            row = item.row
+            row["browser_visitor_id"] = bv_id
+            row["contact_id"] = contact_id
+            row["organisation_id"] = org_id
+            rows.append(row)
+            if row["is_bot"]:
+                continue
+            self.last_hit[bv_id] = (row["id"], moment)
+            weight = self.decay.weight(row["score"], moment)
+            if org_id is not None and scored:
+                org_totals.setdefault(org_id, _Totals()).add(weight, moment)
+            if contact_id is not None:
+                contact_totals.setdefault(contact_id, _Totals()).add(weight, moment)
+            if browser_last.get(bv_id) is None or browser_last[bv_id] < moment:
+                browser_last[bv_id] = moment
+
+        if rows:
+            conn.execute(insert(hits), rows)
+        if time_on_page:
+            conn.execute(
+                update(hits).where(hits.c.id == bindparam("hit_id"))
+                .values(time_on_page=bindparam("seconds")),
+                time_on_page,
+            )
+        self._add_totals(conn, organisations, org_totals, "first_visit_at", "last_visit_at", now)
+        self._add_totals(conn, contacts, contact_totals, "first_seen_at", "last_seen_at", None)
+        if browser_last:
+            conn.execute(
+                update(browser_visitors).where(browser_visitors.c.id == bindparam("bv"))
+                .values(last_seen_at=bindparam("t")),
+                [{"bv": k, "t": v} for k, v in browser_last.items()],
+            )
+        self.flush_rejections(conn, now)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _browser_ids(
+        self, conn: Connection, batch: list[PreparedHit], now: datetime
+    ) -> dict[tuple[int, str], list[int | None]]:
+        wanted = {(i.site_id, i.visitor_key) for i in batch}
+        missing = [k for k in wanted if k not in self.browsers]
+        if missing:
+            self._load_browsers(conn, missing)
+            still = [k for k in missing if k not in self.browsers]
+            if still:
+                first_seen = {}
+                for i in batch:
+                    k = (i.site_id, i.visitor_key)
+                    t = i.row["occurred_at"]
+                    if k in still and (k not in first_seen or t < first_seen[k]):
+                        first_seen[k] = t
+                ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)
+                conn.execute(
+                    ins(browser_visitors).on_conflict_do_nothing(),
+                    [{"site_id": s, "visitor_key": v, "first_seen_at": first_seen[(s, v)]}
+                     for s, v in still],
+                )
+                self._load_browsers(conn, still)
+        return {k: self.browsers[k] for k in wanted}
+
+    def _load_browsers(self, conn: Connection, keys: list[tuple[int, str]]) -> None:
+        for chunk_start in range(0, len(keys), 500):
+            chunk = keys[chunk_start : chunk_start + 500]
+            found = conn.execute(
+                select(browser_visitors.c.site_id, browser_visitors.c.visitor_key,
+                       browser_visitors.c.id, browser_visitors.c.contact_id)
+                .where(tuple_(browser_visitors.c.site_id, browser_visitors.c.visitor_key)
+                       .in_(chunk))
+            )
+            for r in found:
+                self.browsers[(r.site_id, r.visitor_key)] = [r.id, r.contact_id]
+
+    def _identify(
+        self, conn: Connection, batch: list[PreparedHit],
+        bv_ids: dict[tuple[int, str], list[int | None]], now: datetime,
+    ) -> None:
+        for item in batch:
+            if item.identity is None:
+                continue
+            entry = bv_ids[(item.site_id, item.visitor_key)]
+            contact_id = get_or_create_contact(conn, item.identity, now)
+            if entry[1] != contact_id:
+                assert entry[0] is not None
+                link_browser(conn, entry[0], contact_id, self.decay)
+                entry[1] = contact_id
+
+    def _organisation_ids(
+        self, conn: Connection, batch: list[PreparedHit], now: datetime
+    ) -> dict[str, tuple[int, bool]]:
+        matches = {i.org.key: i.org for i in batch if i.org is not None}
+        missing = [m for k, m in matches.items() if k not in self.orgs]
+        if missing:
+            ids = ensure_organisations(conn, missing, now)
+            blocked = {r.id: r.blocked for r in conn.execute(
+                select(organisations.c.id, organisations.c.blocked)
+                .where(organisations.c.id.in_(set(ids.values())))
+            )}
+            for key, org_id in ids.items():
+                self.orgs[key] = (org_id, not blocked.get(org_id, False))
+        return {k: self.orgs[k] for k in matches}
+
+    @staticmethod
+    def _add_totals(
+        conn: Connection, table: Any, totals: dict[int, _Totals],
+        first_col: str, last_col: str, updated_at: datetime | None,
+    ) -> None:
+        if not totals:
+            return
+        first, last = table.c[first_col], table.c[last_col]
+        values: dict[str, Any] = {
+            "score_weight": table.c.score_weight + bindparam("w"),
+            "hit_count": table.c.hit_count + bindparam("n"),
+            first_col: case((or_(first.is_(None), first > bindparam("tmin")), bindparam("tmin")),
+                            else_=first),
+            last_col: case((or_(last.is_(None), last < bindparam("tmax")), bindparam("tmax")),
+                           else_=last),
+        }
+        if updated_at is not None:
+            values["updated_at"] = updated_at
+        conn.execute(
+            update(table).where(table.c.id == bindparam("oid")).values(**values),
+            [{"oid": k, "w": t.weight, "n": t.count, "tmin": t.first, "tmax": t.last}
+             for k, t in totals.items()],
+        )
+
+    def flush_rejections(self, conn: Connection, now: datetime) -> None:
+        if not self.rejections:
+            return
+        day = now.astimezone(UTC).date()
+        ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+            intake_rejections
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=["day", "site_id", "reason"],
+            set_={"count": intake_rejections.c.count + ins.excluded.count},
+        )
+        conn.execute(stmt, [{"day": day, "site_id": s, "reason": r, "count": n}
+                            for (s, r), n in self.rejections.items()])
+        self.rejections.clear()
+
+
+__all__ = ["BatchWriter", "PreparedHit"]

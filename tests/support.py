@@ -1,0 +1,33 @@
+"""Small helpers shared by tests (import as `from support import ...`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, text
+from starlette.testclient import TestClient
+
+BROWSER_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def track(
+    client: TestClient, site: int, url: str, *, ua: str = BROWSER_UA,
+    headers: dict[str, str] | None = None, **params: str,
+) -> Any:
+    """One Matomo page view as the JavaScript tracker sends it (GET with a query string)."""
+    q = {"idsite": str(site), "rec": "1", "url": url, **params}
+    return client.get("/matomo.php", params=q, headers={"User-Agent": ua, **(headers or {})})
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(text(sql), params))
+
+
+def scalar(engine: Engine, sql: str, **params: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()

@@ -1,0 +1,193 @@
+"""The Matomo tracking endpoint, through the whole app, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from starlette.testclient import TestClient
+from support import BOT_UA, BROWSER_UA, rows, scalar, track
+
+from leadbridge.hub import Hub
+
+GIF_MAGIC = b"GIF89a"
+
+
+def test_page_view_is_stored_with_its_analytics(client: TestClient, site_id: int, hub: Hub) -> None:
+    r = track(client, site_id, "https://www.example.com/pricing?utm_source=news&utm_medium=email"
+              "&utm_campaign=autumn", action_name="Pricing", _id="0123456789abcdef",
+              res="1920x1080", urlref="https://news.example.net/")
+    assert r.status_code == 200
+    assert r.content.startswith(GIF_MAGIC) and r.headers["content-type"] == "image/gif"
+    [hit] = rows(hub.engine, "SELECT * FROM hits")
+    assert hit.url.startswith("https://www.example.com/pricing")
+    assert hit.page_title == "Pricing" and hit.kind == "pageview"
+    assert hit.campaign_name == "autumn" and hit.campaign_source == "news"
+    assert hit.channel == "email"
+    assert hit.browser == "Chrome" and hit.os == "Windows" and hit.device == "desktop"
+    assert hit.resolution == "1920x1080" and hit.is_bot is False or hit.is_bot == 0
+    assert hit.ip_masked == "198.51.0.0"  # 198.51.100.7 with two bytes masked
+    assert hit.referrer == "https://news.example.net/"
+
+
+def test_visit_identifies_the_company_behind_the_ip(client: TestClient, site_id: int,
+                                                    hub: Hub) -> None:
+    track(client, site_id, "https://www.example.com/")
+    [org] = rows(hub.engine, "SELECT * FROM organisations")
+    assert org.name == "Testclient Industries" and org.type == "company"
+    assert org.hit_count == 1 and org.last_visit_at is not None
+    assert scalar(hub.engine, "SELECT organisation_id FROM hits") == org.id
+
+
+def test_unknown_site_is_rejected_counted_and_not_stored(client: TestClient, site_id: int,
+                                                         hub: Hub) -> None:
+    r = track(client, 999, "https://www.example.com/")
+    assert r.status_code == 400
+    assert r.json()["error"] == "unknown_site" and "999" in r.json()["detail"]
+    hub.stop()  # flushes the rejection counters
+    assert scalar(hub.engine, "SELECT count(*) FROM hits") == 0
+    assert rows(hub.engine, "SELECT site_id, reason, count FROM intake_rejections") == [
+        (999, "unknown_site", 1)
+    ]
+
+
+def test_host_not_allowed_is_rejected_and_wildcards_allow_subdomains(
+    client: TestClient, site_id: int, hub: Hub
+) -> None:
+    bad = track(client, site_id, "https://evil.example.net/")
+    assert bad.status_code == 403 and bad.json()["error"] == "host_not_allowed"
+    assert track(client, site_id, "https://shop.example.org/x").status_code == 200
+    assert track(client, site_id, "https://example.org/").status_code == 200
+    hub.stop()
+    assert scalar(hub.engine, "SELECT count(*) FROM hits") == 2
+    assert scalar(hub.engine, "SELECT count FROM intake_rejections "
+                              "WHERE reason = 'host_not_allowed'") == 1
+
+
+def test_post_form_body_and_piwik_alias_and_send_image_0(client: TestClient, site_id: int,
+                                                         hub: Hub) -> None:
+    body = f"idsite={site_id}&rec=1&url=https%3A%2F%2Fwww.example.com%2Fa&send_image=0"
+    r = client.post("/matomo.php", content=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+        "User-Agent": BROWSER_UA})
+    assert r.status_code == 204
+    r = client.get("/piwik.php", params={"idsite": site_id, "rec": 1,
+                                         "url": "https://www.example.com/b"})
+    assert r.status_code == 200
+    assert sorted(x.url for x in rows(hub.engine, "SELECT url FROM hits")) == [
+        "https://www.example.com/a", "https://www.example.com/b"]
+
+
+def test_bulk_stores_good_entries_and_reports_bad_ones(client: TestClient, site_id: int,
+                                                       hub: Hub) -> None:
+    good = f"?idsite={site_id}&rec=1&url=https%3A%2F%2Fwww.example.com%2Fone"
+    r = client.post("/matomo.php", json={"requests": [
+        good,
+        "?idsite=abc&rec=1&url=https%3A%2F%2Fwww.example.com%2F",
+        f"?idsite={site_id}&rec=1&url=https%3A%2F%2Fwww.example.com%2Ftwo&_id=nothex",
+        42,
+        f"?idsite={site_id}&rec=1&url=https%3A%2F%2Fwww.example.com%2Fthree",
+    ]}, headers={"User-Agent": BROWSER_UA})
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["tracked"] == 2 and doc["invalid"] == 3
+    assert doc["invalid_indices"] == [1, 2, 3]
+    assert "idsite" in doc["errors"][0]["detail"] and "_id" in doc["errors"][1]["detail"]
+    assert sorted(x.url for x in rows(hub.engine, "SELECT url FROM hits")) == [
+        "https://www.example.com/one", "https://www.example.com/three"]
+
+
+def test_cip_and_old_cdt_need_a_valid_token(client: TestClient, site_id: int, hub: Hub,
+                                            api_key: str) -> None:
+    url = "https://www.example.com/"
+    r = track(client, site_id, url, cip="203.0.113.9")
+    assert r.status_code == 400 and "cip" in r.json()["detail"]
+    r = track(client, site_id, url, cip="203.0.113.9", token_auth="lb_wrong")
+    assert r.status_code == 400 and "token_auth" in r.json()["detail"]
+    old = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
+    r = track(client, site_id, url, cdt=old)
+    assert r.status_code == 400 and "24 hours" in r.json()["detail"]
+    assert scalar(hub.engine, "SELECT count(*) FROM hits") == 0
+
+    r = track(client, site_id, url, cip="203.0.113.9", cdt=old, token_auth=api_key)
+    assert r.status_code == 200
+    [hit] = rows(hub.engine, "SELECT h.ip_masked, h.occurred_at, o.name FROM hits h "
+                             "JOIN organisations o ON o.id = h.organisation_id")
+    assert hit.ip_masked == "203.0.0.0" and hit.name == "Acme Corp"
+    assert str(hit.occurred_at).startswith(old[:10])
+
+
+def test_malformed_requests_get_a_reason_naming_the_parameter(client: TestClient,
+                                                              site_id: int, hub: Hub) -> None:
+    url = "https://www.example.com/"
+    cases = [
+        ({"idsite": "x", "rec": "1", "url": url}, "idsite"),
+        ({"idsite": str(site_id), "url": url}, "rec"),
+        ({"idsite": str(site_id), "rec": "1"}, "url"),
+        ({"idsite": str(site_id), "rec": "1", "url": "javascript:alert(1)"}, "url"),
+        ({"idsite": str(site_id), "rec": "1", "url": url, "_id": "zz"}, "_id"),
+        ({"idsite": str(site_id), "rec": "1", "url": url, "res": "big"}, "res"),
+        ({"idsite": str(site_id), "rec": "1", "url": url, "h": "25"}, "h"),
+        ({"idsite": str(site_id), "rec": "1", "url": url, "cdt": "yesterday"}, "cdt"),
+        ({"idsite": str(site_id), "rec": "1", "url": url, "e_c": "video"}, "e_a"),
+        ({"idsite": str(site_id), "rec": "1", "url": url, "e_c": "v", "e_a": "p", "e_v": "x"},
+         "e_v"),
+        ({"idsite": str(site_id), "rec": "1", "url": url, "action_name": "x" * 5000},
+         "action_name"),
+    ]
+    for params, named in cases:
+        r = client.get("/matomo.php", params=params)
+        assert r.status_code == 400, params
+        assert r.headers["content-type"] == "application/json"
+        assert named in r.json()["detail"], (params, r.json())
+    assert client.get("/matomo.php").status_code == 400
+    assert scalar(hub.engine, "SELECT count(*) FROM hits") == 0
+
+
+def test_oversize_and_broken_bodies(client: TestClient, site_id: int, hub: Hub) -> None:
+    big = "x" * (hub.settings.tracking.max_body_bytes + 10)
+    r = client.post("/matomo.php", content=big)
+    assert r.status_code == 413 and r.json()["error"] == "too_large"
+    r = client.post("/matomo.php", content=b'{"requests": [')
+    assert r.status_code == 400 and "JSON" in r.json()["detail"]
+    r = client.post("/matomo.php", json={"requests": "?idsite=1"})
+    assert r.status_code == 400 and "requests" in r.json()["detail"]
+    r = client.post("/matomo.php", content=b"idsite=1&rec=1&url=\xff\xfe")
+    assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
+
+
+def test_bots_are_stored_flagged_and_never_scored(client: TestClient, site_id: int,
+                                                  hub: Hub) -> None:
+    track(client, site_id, "https://www.example.com/", ua=BOT_UA)
+    track(client, site_id, "https://www.example.com/", ua="")
+    hits = rows(hub.engine, "SELECT is_bot, score FROM hits")
+    assert len(hits) == 2 and all(h.is_bot and h.score == 0 for h in hits)
+    assert scalar(hub.engine, "SELECT hit_count FROM organisations") == 0
+    assert scalar(hub.engine, "SELECT score_weight FROM organisations") == 0
+
+
+def test_do_not_track_and_opt_out_are_honoured(client: TestClient, site_id: int,
+                                               hub: Hub) -> None:
+    r = track(client, site_id, "https://www.example.com/", headers={"DNT": "1"})
+    assert r.status_code == 200 and r.content.startswith(GIF_MAGIC)
+    r = track(client, site_id, "https://www.example.com/", lb_optout="1")
+    assert r.status_code == 200
+    r = track(client, site_id, "https://www.example.com/", headers={"Cookie": "lb_optout=1"})
+    assert r.status_code == 200
+    assert scalar(hub.engine, "SELECT count(*) FROM hits") == 0
+
+
+def test_ping_and_next_page_measure_time_on_page(client: TestClient, site_id: int,
+                                                 hub: Hub, api_key: str) -> None:
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
+
+    def at(seconds: int) -> str:
+        return str(int((t0 + timedelta(seconds=seconds)).timestamp()))
+
+    vid = "aaaaaaaaaaaaaaaa"
+    track(client, site_id, "https://www.example.com/one", _id=vid, cdt=at(0))
+    track(client, site_id, "https://www.example.com/one", _id=vid, cdt=at(15), ping="1")
+    assert scalar(hub.engine, "SELECT time_on_page FROM hits") == 15
+    track(client, site_id, "https://www.example.com/two", _id=vid, cdt=at(42))
+    got = rows(hub.engine, "SELECT url, time_on_page FROM hits ORDER BY occurred_at")
+    assert [(g.url[-3:], g.time_on_page) for g in got] == [("one", 42), ("two", None)]
