@@ -12,7 +12,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -21,10 +20,9 @@ from starlette.testclient import TestClient
 
 from leadbridge.api.app import create_app
 from leadbridge.apikeys import create_key
+from leadbridge.config import Settings, load_settings
 from leadbridge.hub import Hub
 from leadbridge.sites import add_site
-
-from leadbridge.config import Settings, load_settings
 from leadbridge.store import make_engine, upgrade
 from leadbridge.store.tables import metadata
 

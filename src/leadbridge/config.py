@@ -143,4 +143,6 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise ConfigError(f"invalid settings ({path} or LEADBRIDGE_* variables): {problems}") from exc
+        raise ConfigError(
+            f"invalid settings ({path} or LEADBRIDGE_* variables): {problems}"
+        ) from exc

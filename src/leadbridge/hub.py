@@ -15,11 +15,11 @@ from sqlalchemy import Engine
 
 from leadbridge.apikeys import ApiKey, hash_key, verify_key
 from leadbridge.config import Settings
-from leadbridge.identify.resolvers import ResolverChain, build_chain
 from leadbridge.hubsecret import hub_secret
+from leadbridge.identify.resolvers import ResolverChain, build_chain
 from leadbridge.scoring.decay import Decay
-from leadbridge.scoring.ruleset import ensure_epoch, load_decay, load_rules
 from leadbridge.scoring.rules import RuleSet
+from leadbridge.scoring.ruleset import ensure_epoch, load_decay, load_rules
 from leadbridge.sites import Site, list_sites
 from leadbridge.store import make_engine
 from leadbridge.store.state import config_version

@@ -12,7 +12,8 @@ from leadbridge.errors import InputError, NotFound
 from leadbridge.store.state import bump_config_version
 from leadbridge.store.tables import sites
 
-_HOST = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:\d{1,5})?$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}(:\d{{1,5}})?$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from starlette.testclient import TestClient
-from support import rows, scalar, track
 
 from leadbridge.config import PageRuleConfig
 from leadbridge.hub import Hub
 from leadbridge.scoring.backfill import needs_rescore, rescore
 from leadbridge.scoring.ruleset import replace_stored_rules
+from support import rows, scalar, track
 
 
 def _org_score(hub: Hub) -> float:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from starlette.testclient import TestClient
-from support import BROWSER_UA, rows, scalar, track
 
 from leadbridge.hub import Hub
 from leadbridge.identify.contacts import make_contact_token
+from support import BROWSER_UA, rows, scalar, track
 
 VID = "1234567890abcdef"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
 from starlette.testclient import TestClient
-from support import BOT_UA, BROWSER_UA, rows, scalar, track
 
 from leadbridge.hub import Hub
+from support import BOT_UA, BROWSER_UA, rows, scalar, track
 
 GIF_MAGIC = b"GIF89a"
 
@@ -25,7 +24,7 @@ def test_page_view_is_stored_with_its_analytics(client: TestClient, site_id: int
     assert hit.campaign_name == "autumn" and hit.campaign_source == "news"
     assert hit.channel == "email"
     assert hit.browser == "Chrome" and hit.os == "Windows" and hit.device == "desktop"
-    assert hit.resolution == "1920x1080" and hit.is_bot is False or hit.is_bot == 0
+    assert hit.resolution == "1920x1080" and not hit.is_bot
     assert hit.ip_masked == "198.51.0.0"  # 198.51.100.7 with two bytes masked
     assert hit.referrer == "https://news.example.net/"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from leadbridge.cli import apikeys, db, organisations, privacy, scoring, serve, sites, contacts
+from leadbridge.cli import apikeys, contacts, db, organisations, privacy, scoring, serve, sites
 
 app = typer.Typer(help="LeadBridge: website visitors, scores and CRM sync.", no_args_is_help=True,
                   pretty_exceptions_enable=False)

@@ -87,7 +87,8 @@ def _run_demo(hub: Hub, demo: Demo) -> None:
         f"  sample traffic: {sent} hits sent through {url}/matomo.php (site {demo.site_id})",
         f"  demo API key:   {demo.api_key}",
         f"  API docs:       {url}/docs",
-        f"  visitors:       curl {auth} '{url}/api/v1/website-visitors?view=last-6-months-by-score'",
+        f"  visitors:       curl {auth} "
+        f"'{url}/api/v1/website-visitors?view=last-6-months-by-score'",
         f"  hits:           curl {auth} '{url}/api/v1/hits'",
     ]
     with hub.engine.connect() as conn:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -95,8 +95,7 @@ def send_traffic(base_url: str, demo: Demo, visits: int = 60, seed: int = 7) -> 
         sent = 0
         prefixes = ["203.0.113.", "203.0.113.", "203.0.113.", "198.51.100.", "192.0.2."]
         for visit in range(visits):
-            ip = rnd.choice(prefixes) + str(rnd.randrange(1, 190))
-            ip = ip if not ip.startswith("198.51.100.") else "198.51.100." + str(rnd.randrange(1, 120))
+            ip = rnd.choice(prefixes) + str(rnd.randrange(1, 120))
             vid = f"{rnd.getrandbits(64):016x}"
             ua = BOT if visit % 10 == 9 else rnd.choice(AGENTS)
             now = int(time.time()) - rnd.randrange(0, 20 * 86400)

@@ -19,9 +19,9 @@ from leadbridge.scoring.decay import Decay
 from leadbridge.scoring.ruleset import (
     ensure_epoch,
     load_decay,
-    rebase,
     load_rules,
     mark_scored,
+    rebase,
     scoring_fingerprint,
 )
 from leadbridge.store.state import get_state, set_state

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from uuid_utils.compat import uuid7
 
-__all__ = ["new_id", "floor_id"]
+__all__ = ["floor_id", "new_id"]
 
 
 def new_id() -> uuid.UUID:

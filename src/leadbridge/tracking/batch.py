@@ -158,7 +158,7 @@ class BatchWriter:
             self._load_browsers(conn, missing)
             still = [k for k in missing if k not in self.browsers]
             if still:
-                first_seen = {}
+                first_seen: dict[tuple[int, str], datetime] = {}
                 for i in batch:
                     k = (i.site_id, i.visitor_key)
                     t = i.row["occurred_at"]

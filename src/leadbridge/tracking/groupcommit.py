@@ -9,6 +9,7 @@ retried one by one so a single bad row cannot take its neighbours down with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -98,10 +99,9 @@ class GroupCommit:
             for (_, fut, loop), err in zip(taken, results, strict=True):
                 by_loop.setdefault(loop, []).append((fut, err))
             for loop, done in by_loop.items():
-                try:
+                # a closed loop means nobody is waiting any more
+                with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_resolve, done)
-                except RuntimeError:  # the loop is closed: nobody is waiting any more
-                    pass
 
     def _write_batch(self, taken: list[_Waiter]) -> list[BaseException | None]:
         batch = [w[0] for w in taken]

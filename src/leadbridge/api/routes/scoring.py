@@ -13,6 +13,7 @@ from typing import Literal
 
 from fastapi import APIRouter, BackgroundTasks
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
 
 from leadbridge.api.deps import ConnDep, CurrentKey, HubDep
 from leadbridge.config import EventRuleConfig, PageRuleConfig, Settings
@@ -25,7 +26,6 @@ from leadbridge.scoring.ruleset import (
     stored_event_rules,
     stored_page_rules,
 )
-from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/scoring", tags=["scoring"])

@@ -1,0 +1,77 @@
+"""Seeding organisations, hits and contacts straight into the tables, for read-side tests.
+
+Scores are given as the *current* score at `NOW`; the helpers turn them into stored weights
+with the same decay the views read them with.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from leadbridge.config import DEFAULT_BANDS
+from leadbridge.scoring.decay import Decay
+from leadbridge.store.ids import new_id
+from leadbridge.store.tables import contacts, hits, organisations
+from leadbridge.views.context import ViewContext
+
+NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+DECAY = Decay(30.0)
+
+
+def context(now: datetime = NOW, public_url: str = "https://hub.example") -> ViewContext:
+    return ViewContext(DECAY, dict(DEFAULT_BANDS), public_url, now)
+
+
+def add_org(
+    conn: Connection, name: str, *, score: float = 0.0, days_ago: float | None = 1.0,
+    type: str = "company", now: datetime = NOW, decay: Decay = DECAY, **values: Any,
+) -> tuple[int, str]:
+    """An organisation with current score `score` whose last visit was `days_ago` days ago."""
+    token = secrets.token_urlsafe(24)
+    last = None if days_ago is None else now - timedelta(days=days_ago)
+    row = {
+        "name": name, "type": type, "type_set_by": "lookup", "confidence": 0.9,
+        "source": "test", "blocked": False, "permalink_token": token,
+        "first_visit_at": last - timedelta(days=3) if last else None, "last_visit_at": last,
+        "hit_count": 1, "score_weight": decay.weight_threshold(score, now),
+        "created_at": now, "updated_at": now, **values,
+    }
+    org_id = conn.execute(insert(organisations).values(row).returning(organisations.c.id))
+    return int(org_id.scalar_one()), token
+
+
+def add_contact(conn: Connection, email: str, *, score: float = 0.0, now: datetime = NOW,
+                **values: Any) -> int:
+    row = {"email": email, "created_at": now, "hit_count": 0,
+           "score_weight": DECAY.weight_threshold(score, now), **values}
+    return int(conn.execute(insert(contacts).values(row).returning(contacts.c.id)).scalar_one())
+
+
+@dataclass
+class HitSeed:
+    url: str
+    organisation_id: int | None = None
+    category: str | None = None
+    score: float = 1.0
+    minutes_ago: float = 60.0
+    is_bot: bool = False
+    contact_id: int | None = None
+    site_id: int = 1
+    page_name: str | None = None
+    time_on_page: int | None = None
+
+
+def add_hits(conn: Connection, seeds: list[HitSeed], now: datetime = NOW) -> None:
+    conn.execute(insert(hits), [{
+        "id": new_id(), "site_id": s.site_id, "occurred_at": now - timedelta(minutes=s.minutes_ago),
+        "kind": "pageview", "browser_visitor_id": 1, "contact_id": s.contact_id,
+        "organisation_id": s.organisation_id, "url": s.url, "page_title": None,
+        "page_name": s.page_name or s.url.rsplit("/", 1)[-1] or "/", "category": s.category,
+        "score": s.score, "is_bot": s.is_bot, "channel": "direct", "device": "desktop",
+        "time_on_page": s.time_on_page,
+    } for s in seeds])
