@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
+from support import TEST_RANGES
+
 from leadbridge.api.app import create_app
 from leadbridge.apikeys import create_key
 from leadbridge.config import Settings, load_settings
@@ -28,13 +30,6 @@ from leadbridge.store.tables import metadata
 
 PG_ADMIN = os.environ.get("LEADBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
-# The test client's requests come from 198.51.100.7; other addresses are sent with `cip`.
-TEST_RANGES = """network,company,domain,type
-198.51.100.0/24,Testclient Industries,testclient.example,company
-203.0.113.0/25,Acme Corp,acme.example,company
-203.0.113.128/25,Big Broadband,bigbb.example,isp
-192.0.2.0/24,Cloudy Hosting,cloudy.example,hosting
-"""
 
 
 def _pg_up() -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -31,3 +33,21 @@ def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
 def scalar(engine: Engine, sql: str, **params: Any) -> Any:
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll until `condition()` holds (for work done by another process), else fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within the time limit")
+        time.sleep(0.05)
+
+
+# The test client's requests come from 198.51.100.7; other addresses are sent with `cip`.
+TEST_RANGES = """network,company,domain,type
+198.51.100.0/24,Testclient Industries,testclient.example,company
+203.0.113.0/25,Acme Corp,acme.example,company
+203.0.113.128/25,Big Broadband,bigbb.example,isp
+192.0.2.0/24,Cloudy Hosting,cloudy.example,hosting
+"""

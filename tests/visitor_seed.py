@@ -20,7 +20,7 @@ from leadbridge.store.tables import contacts, hits, organisations
 from leadbridge.views.context import ViewContext
 
 NOW = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
-DECAY = Decay(30.0)
+DECAY = Decay(30.0, datetime(2025, 1, 1, tzinfo=UTC))
 
 
 def context(now: datetime = NOW, public_url: str = "https://hub.example") -> ViewContext:
@@ -75,3 +75,40 @@ def add_hits(conn: Connection, seeds: list[HitSeed], now: datetime = NOW) -> Non
         "score": s.score, "is_bot": s.is_bot, "channel": "direct", "device": "desktop",
         "time_on_page": s.time_on_page,
     } for s in seeds])
+
+
+def seed_world(conn: Connection, now: datetime = NOW, decay: Decay = DECAY) -> dict[str, int]:
+    """A small market: Website Visitors of every kind, and organisations that must never show.
+
+    | name        | type       | score | last visit | notes                              |
+    | Acme        | company    | 80    | 2 days     | owner Alice, CRM A-1, read pricing |
+    | Globex      | company    | 30    | 20 days    | read docs                          |
+    | Initech     | education  | 10    | 5 days     |                                    |
+    | Umbrella    | government | 60    | 100 days   |                                    |
+    | Old Corp    | company    | 90    | 200 days   |                                    |
+    | Telekom     | isp        | 99    | 1 day      | never shown                        |
+    | Blocked Inc | company    | 70    | 1 day      | blocked: never shown               |
+    | Merged Ltd  | company    | 75    | 1 day      | merged into Acme: never shown      |
+    """
+    def org(name: str, score: float, days_ago: float, **values: Any) -> int:
+        return add_org(conn, name, score=score, days_ago=days_ago, now=now, decay=decay,
+                       **values)[0]
+
+    ids: dict[str, int] = {}
+    ids["acme"] = org("Acme", 80, 2, domain="acme.com", owner="Alice", crm_account_id="A-1")
+    ids["globex"] = org("Globex", 30, 20, domain="globex.com")
+    ids["initech"] = org("Initech", 10, 5, type="education", domain="initech.edu")
+    ids["umbrella"] = org("Umbrella", 60, 100, type="government")
+    ids["old"] = org("Old Corp", 90, 200)
+    ids["telekom"] = org("Telekom", 99, 1, type="isp", domain="telekom.de")
+    ids["blocked"] = org("Blocked Inc", 70, 1, blocked=True)
+    ids["merged"] = org("Merged Ltd", 75, 1, merged_into_id=ids["acme"])
+    add_hits(conn, [
+        HitSeed("https://www.example.com/pricing", ids["acme"], "pricing", 10, 60 * 48),
+        HitSeed("https://www.example.com/docs/api", ids["globex"], "docs", 2, 60 * 24 * 20),
+        HitSeed("https://www.example.com/pricing", ids["telekom"], "pricing", 10, 60),
+        HitSeed("https://www.example.com/pricing", ids["blocked"], "pricing", 10, 60),
+        HitSeed("https://www.example.com/pricing", ids["initech"], "pricing", 10, 60,
+                is_bot=True),
+    ], now=now)
+    return ids

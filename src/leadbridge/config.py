@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from leadbridge.errors import ConfigError
 
@@ -133,11 +138,18 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     elif "LEADBRIDGE_CONFIG" in os.environ:
         raise ConfigError(f"LEADBRIDGE_CONFIG names {path}, which does not exist")
     data.update(overrides)
     try:
         return Settings(**data)
+    except SettingsError as exc:
+        raise ConfigError(
+            f"a LEADBRIDGE_* variable could not be read ({exc}); list and table values must "
+            'be JSON, e.g. LEADBRIDGE_TRACKING__TRUSTED_PROXIES=\'["10.0.0.1"]\''
+        ) from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"

@@ -12,13 +12,13 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from leadbridge.errors import InputError, NotFound
 from leadbridge.identify.organisations import (
+    block,
     create_organisation,
     ensure_organisations,
     get_organisation,
     is_website_visitor,
     merge,
     reclassify,
-    block,
     rename,
     unblock,
 )
@@ -243,7 +243,8 @@ def test_website_visitors_are_companies_schools_and_public_bodies_not_blocked_or
         merge(conn, merged, ids["company"])
         isp_person_says_company = create(conn, "k:isp2", "Small ISP", type="isp")
         reclassify(conn, isp_person_says_company, "company")
-        visible = set(conn.execute(select(organisations.c.id).where(is_website_visitor())).scalars())
+        query = select(organisations.c.id).where(is_website_visitor())
+        visible = set(conn.execute(query).scalars())
         assert not get_organisation(conn, blocked).is_website_visitor
     assert visible == {ids["company"], ids["education"], ids["government"],
                        isp_person_says_company}
@@ -255,8 +256,8 @@ def test_website_visitors_are_companies_schools_and_public_bodies_not_blocked_or
 def test_merge_moves_hits_contacts_keys_and_totals(engine: Engine) -> None:
     with engine.begin() as conn:
         source = create(conn, "asn:64500", "ACME-NET", hit_count=2, score_weight=3.5,
-                        first_visit_at=NOW - timedelta(days=5), last_visit_at=NOW - timedelta(days=1),
-                        employees=50, country="DE")
+                        first_visit_at=NOW - timedelta(days=5),
+                        last_visit_at=NOW - timedelta(days=1), employees=50, country="DE")
         target = create(conn, "range:acme.example", "Acme", "acme.example", hit_count=1,
                         score_weight=1.0, first_visit_at=NOW - timedelta(days=3),
                         last_visit_at=NOW, employees=120)

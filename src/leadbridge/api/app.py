@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.routing import request_response
+from starlette.types import Receive, Scope, Send
 
 from leadbridge import __version__
 from leadbridge.config import Settings
@@ -16,7 +18,27 @@ from leadbridge.hub import Hub
 from leadbridge.tracking.http import TrackingEndpoints
 
 
-def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+class HubApp:
+    """The ASGI entry point: tracking requests go straight to their thin handlers; everything
+    else (the API, pages, the lifespan) to FastAPI. Keeps the hot path free of the API's
+    middleware stack."""
+
+    def __init__(self, api: FastAPI, tracking: TrackingEndpoints) -> None:
+        self.api = api
+        self.state = api.state
+        self.fast = {(path, method): request_response(endpoint)
+                     for path, methods, endpoint in tracking.endpoints() for method in methods}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.fast.get((scope["path"], scope["method"]))
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
     """Build the app; the hub (database, writer thread) opens with the app's lifespan."""
     the_hub = hub or Hub(settings)
 
@@ -32,7 +54,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
                   description="Website visitors, hits, contacts and scores; the Matomo-compatible "
                               "tracking endpoint is /matomo.php.")
     app.state.hub = the_hub
-    for route in TrackingEndpoints(the_hub).routes():
+    tracking = TrackingEndpoints(the_hub)
+    for route in tracking.routes():  # documented and reachable through FastAPI too
         app.router.routes.append(route)
 
     from leadbridge.api.routes import include_routes
@@ -53,4 +76,4 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         )
         return JSONResponse({"error": "invalid", "detail": detail}, status_code=422)
 
-    return app
+    return HubApp(app, tracking)

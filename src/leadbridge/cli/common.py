@@ -16,7 +16,7 @@ from leadbridge.errors import LeadBridgeError, NotFound
 from leadbridge.store import make_engine
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -41,7 +41,7 @@ def transaction() -> Iterator[Connection]:
 
 
 def friendly_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Print a hub error as one line on stderr and exit 1 (2 for bad input, 3 not found)."""
+    """Print a hub error as one line on stderr; exit 2 (bad input or settings), 3 (not found)."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

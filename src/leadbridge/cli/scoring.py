@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from leadbridge.cli.common import console, engine, friendly_errors, settings
 from leadbridge.config import Settings
@@ -17,8 +23,8 @@ def rescore_with_progress(cfg: Settings | None = None) -> int:
     cfg = cfg or settings()
     eng = engine(cfg)
     try:
-        with Progress(TextColumn("re-scoring hits"), BarColumn(), TextColumn("{task.completed:,}"
-                      "/{task.total:,}"), TimeRemainingColumn(), console=console) as bar:
+        with Progress(TextColumn("re-scoring hits"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console) as bar:
             task = bar.add_task("rescore", total=None)
 
             def report(done: int, total: int) -> None:

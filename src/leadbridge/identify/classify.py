@@ -13,6 +13,7 @@ means "company", with a low confidence.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -160,6 +161,11 @@ def classify_organisation(name: str, domain: str | None) -> tuple[str, float]:
 
     Always answers: an organisation no rule recognises is a company, with low confidence.
     """
+    return _classify(name, domain)
+
+
+@functools.lru_cache(maxsize=8192)  # the same few thousand network owners come back all day
+def _classify(name: str, domain: str | None) -> tuple[str, float]:
     host = (domain or "").strip().lower().rstrip(".")
     text = _classification_text(name)
     if host:
@@ -190,8 +196,6 @@ def name_key(name: str) -> str:
     has nothing to match on.
     """
     words = _plain(_ABBREVIATION.sub(_undot, name)).replace("&", " and ").split()
-    words = ["".join(ch for ch in w if ch.isalnum()) for w in words]
-    words = [w for w in words if w]
     if len(words) > 1 and words[0] == "the":
         words = words[1:]
     while len(words) > 1 and words[-1] in _LEGAL_FORMS:
@@ -225,8 +229,13 @@ def domain_key(text: str | None) -> str | None:
     return domain
 
 
+_ASCII_PUNCTUATION = re.compile(r"[^a-z0-9&]")
+
+
 def _plain(text: str) -> str:
     """Lower case, without accents, other punctuation turned to spaces."""
+    if text.isascii():
+        return _ASCII_PUNCTUATION.sub(" ", text.lower())
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     return "".join(ch if ch.isalnum() or ch == "&" else " " for ch in bare)

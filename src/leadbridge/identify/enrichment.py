@@ -153,6 +153,44 @@ def profile_for(conn: Connection, domain: str | None, name: str) -> dict[str, An
     return found
 
 
+def profiles_for(
+    conn: Connection, organisations: Sequence[tuple[str | None, str]]
+) -> list[dict[str, Any]]:
+    """`profile_for` for many (domain, name) pairs with two queries in all."""
+    columns = [company_profiles.c.id, company_profiles.c.domain, company_profiles.c.name_key,
+               *(company_profiles.c[f] for f in PROFILE_FIELDS)]
+    domains = sorted({d for d, _ in organisations if d})
+    keys = sorted({k for _, n in organisations if (k := name_key(n))})
+    by_domain: dict[str, Any] = {}
+    by_name: dict[str, Any] = {}
+    for start in range(0, max(len(domains), len(keys)), 500):
+        if domains[start : start + 500]:
+            for row in conn.execute(select(*columns).where(
+                    company_profiles.c.domain.in_(domains[start : start + 500]))):
+                by_domain[row.domain] = row
+        if keys[start : start + 500]:
+            for row in conn.execute(select(*columns).where(
+                    company_profiles.c.name_key.in_(keys[start : start + 500]))
+                    .order_by(company_profiles.c.id)):
+                by_name.setdefault((row.name_key, row.domain is None), row)
+                by_name.setdefault((row.name_key, "any"), row)
+    found: list[dict[str, Any]] = []
+    for domain, name in organisations:
+        row = by_domain.get(domain) if domain else None
+        if row is None:
+            key = name_key(name)
+            row = by_name.get((key, True) if domain else (key, "any")) if key else None
+        if row is None:
+            found.append({})
+            continue
+        values = {k: v for k, v in row._mapping.items()
+                  if v is not None and k not in ("id", "name_key")}
+        if domain:
+            values.pop("domain", None)
+        found.append(values)
+    return found
+
+
 def _read_companies(report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
     path = report.path
     try:

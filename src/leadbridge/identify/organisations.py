@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.identify.classify import ORGANISATION_TYPES, classify_organisation
-from leadbridge.identify.enrichment import profile_for
+from leadbridge.identify.enrichment import profiles_for
 from leadbridge.identify.resolvers import OrgMatch
 from leadbridge.store.state import bump_config_version
 from leadbridge.store.tables import contacts, hits, organisation_keys, organisations
@@ -81,6 +81,7 @@ def is_website_visitor() -> ColumnElement[bool]:
 
 
 def get_organisation(conn: Connection, organisation_id: int) -> Organisation:
+    """The organisation as stored, merged or not; NotFound for an unknown id."""
     row = conn.execute(select(organisations).where(organisations.c.id == organisation_id)).first()
     if row is None:
         raise NotFound(f"organisation {organisation_id} does not exist")
@@ -88,6 +89,7 @@ def get_organisation(conn: Connection, organisation_id: int) -> Organisation:
 
 
 def rename(conn: Connection, organisation_id: int, name: str) -> Organisation:
+    """Give an organisation the name people know it by; later lookups keep it."""
     clean = " ".join(name.split())
     if not clean:
         raise InputError(f"organisation {organisation_id}: the new name is empty")
@@ -113,6 +115,7 @@ def block(conn: Connection, organisation_id: int) -> Organisation:
 
 
 def unblock(conn: Connection, organisation_id: int) -> Organisation:
+    """Undo `block`: the organisation's type decides again whether sales see it."""
     return _change(conn, organisation_id, blocked=False)
 
 
@@ -187,15 +190,17 @@ def ensure_organisations(
     """The organisation id for each match's key, creating the organisations not yet known.
 
     A key of a merged organisation gives the survivor. Safe when several processes create
-    the same organisation at once: one wins and all get its id.
+    the same organisation at once: one wins and all get its id. New organisations are
+    created with one statement per table, whatever their number.
     """
     wanted: dict[str, OrgMatch] = {}
     for match in matches:
         wanted.setdefault(match.key, match)
     found = _known_ids(conn, list(wanted))
     # a fixed order, so two processes creating the same keys cannot deadlock
-    for key in sorted(wanted.keys() - found.keys()):
-        found[key] = create_organisation(conn, wanted[key], now)
+    new = [wanted[key] for key in sorted(wanted.keys() - found.keys())]
+    if new:
+        found.update(_create(conn, new, now))
     return found
 
 
@@ -205,42 +210,51 @@ def create_organisation(conn: Connection, match: OrgMatch, now: datetime) -> int
     If another process created the key first, this one's organisation is removed and the
     winner's id returned.
     """
-    kind = match.type if match.type in ORGANISATION_TYPES else classify_organisation(
-        match.name, match.domain
-    )[0]
-    values: dict[str, Any] = {
-        "name": match.name[:300],
-        "domain": match.domain,
-        "type": kind,
-        "type_set_by": "lookup",
-        "confidence": match.confidence,
-        "source": match.source[:100],
-        "asn": match.asn if match.asn is not None and 0 <= match.asn <= _MAX_ASN else None,
-        "blocked": False,
-        "permalink_token": secrets.token_urlsafe(24),
-        "hit_count": 0,
-        "score_weight": 0.0,
-        "created_at": now,
-        "updated_at": now,
-    }
-    values.update(profile_for(conn, match.domain, match.name))
-    org_id: int = conn.execute(
-        insert(organisations).values(values).returning(organisations.c.id)
-    ).scalar_one()
+    return _create(conn, [match], now)[match.key]
+
+
+def _create(conn: Connection, new: list[OrgMatch], now: datetime) -> dict[str, int]:
+    rows: list[dict[str, Any]] = []
+    for match, profile in zip(new, profiles_for(conn, [(m.domain, m.name) for m in new]),
+                              strict=True):
+        kind = match.type if match.type in ORGANISATION_TYPES else classify_organisation(
+            match.name, match.domain
+        )[0]
+        values: dict[str, Any] = {
+            "name": match.name[:300], "domain": match.domain, "type": kind,
+            "type_set_by": "lookup", "confidence": match.confidence,
+            "source": match.source[:100],
+            "asn": match.asn if match.asn is not None and 0 <= match.asn <= _MAX_ASN else None,
+            "blocked": False, "permalink_token": secrets.token_urlsafe(24), "hit_count": 0,
+            "score_weight": 0.0, "created_at": now, "updated_at": now,
+            "employees": None, "industry": None, "address": None, "phone": None,
+            "website": None,
+        }
+        values.update(profile)
+        rows.append(values)
+    created = conn.execute(
+        insert(organisations).returning(organisations.c.id, organisations.c.permalink_token),
+        rows,
+    )
+    by_token = {r.permalink_token: r.id for r in created}
+    ids = {m.key: by_token[row["permalink_token"]] for m, row in zip(new, rows, strict=True)}
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    claimed = conn.execute(
+    # RETURNING, not rowcount: rowcount is not reliable for INSERT on every driver
+    claimed = set(conn.execute(
         dialect_insert(organisation_keys)
-        .values(match_key=match.key, organisation_id=org_id)
         .on_conflict_do_nothing(index_elements=[organisation_keys.c.match_key])
-        .returning(organisation_keys.c.match_key)
-    ).first()
-    if claimed is not None:  # rowcount is not reliable for INSERT on every driver
-        return org_id
-    conn.execute(delete(organisations).where(organisations.c.id == org_id))
-    winner = _known_ids(conn, [match.key]).get(match.key)
-    if winner is None:  # cannot happen while keys are never deleted
-        raise StoreError(f"organisation key {match.key!r} vanished while being created")
-    return winner
+        .returning(organisation_keys.c.match_key),
+        [{"match_key": k, "organisation_id": v} for k, v in ids.items()],
+    ).scalars())
+    lost = [k for k in ids if k not in claimed]
+    if lost:
+        conn.execute(delete(organisations).where(organisations.c.id.in_([ids[k] for k in lost])))
+        winners = _known_ids(conn, lost)
+        for key in lost:
+            if key not in winners:  # cannot happen while keys are never deleted
+                raise StoreError(f"organisation key {key!r} vanished while being created")
+            ids[key] = winners[key]
+    return ids
 
 
 def _known_ids(conn: Connection, keys: list[str]) -> dict[str, int]:

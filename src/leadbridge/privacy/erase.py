@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, updat
 from leadbridge.errors import InputError, NotFound
 from leadbridge.identify.contacts import normalise_email
 from leadbridge.scoring.decay import Decay
+from leadbridge.store.state import bump_config_version
 from leadbridge.store.tables import browser_visitors, contacts, erasures, hits, organisations
 
 
@@ -28,9 +29,11 @@ class ErasureReport:
 
 def _subtract_from_organisations(conn: Connection, hit_filter: object, decay: Decay) -> None:
     deltas: dict[int, list[float]] = defaultdict(lambda: [0.0, 0])
+    # blocked organisations never received these hits in their totals
     rows = conn.execute(select(hits.c.organisation_id, hits.c.score, hits.c.occurred_at)
+                        .join(organisations, organisations.c.id == hits.c.organisation_id)
                         .where(hit_filter, hits.c.is_bot.is_(False),  # type: ignore[arg-type]
-                               hits.c.organisation_id.is_not(None)))
+                               organisations.c.blocked.is_(False)))
     for r in rows:
         d = deltas[r.organisation_id]
         d[0] += decay.weight(r.score, r.occurred_at)
@@ -59,6 +62,7 @@ def erase_contact(conn: Connection, email: str, decay: Decay) -> ErasureReport:
     conn.execute(delete(browser_visitors).where(browser_visitors.c.id.in_(browser_ids)))
     conn.execute(delete(contacts).where(contacts.c.id == contact_id))
     _record(conn, "contact", email, n_hits)
+    bump_config_version(conn)  # running writers drop the ids they cached
     return ErasureReport(1, len(browser_ids), n_hits)
 
 
@@ -89,6 +93,7 @@ def erase_browser(conn: Connection, visitor_key: str, decay: Decay) -> ErasureRe
     n_hits = conn.execute(delete(hits).where(hit_filter)).rowcount
     conn.execute(delete(browser_visitors).where(browser_visitors.c.id.in_(browser_ids)))
     _record(conn, "browser", key, n_hits)
+    bump_config_version(conn)
     return ErasureReport(0, len(browser_ids), n_hits)
 
 

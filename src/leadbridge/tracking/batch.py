@@ -4,6 +4,8 @@ For each batch: browser visitors and organisations are found or created (cached 
 batches), identifications are applied, hits are inserted with one executemany, and the totals
 of organisations, contacts and browsers are updated with one statement per kind. Totals are
 additive (`x = x + delta`), so several writer processes can share a PostgreSQL database.
+Statements are built once per dialect and reused: compiling SQL per batch would cost more
+than writing it.
 """
 
 from __future__ import annotations
@@ -11,16 +13,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Executable
 
 from leadbridge.identify.contacts import Identity, get_or_create_contact, link_browser
 from leadbridge.identify.organisations import ensure_organisations
 from leadbridge.identify.resolvers import OrgMatch
 from leadbridge.scoring.decay import Decay
 from leadbridge.scoring.ruleset import rebase
+from leadbridge.store.bulk import BulkInsert
 from leadbridge.store.state import config_version
 from leadbridge.store.tables import (
     browser_visitors,
@@ -60,6 +65,57 @@ class _Totals:
         self.last = moment if self.last is None or moment > self.last else self.last
 
 
+def _add_totals(table: Table, first_col: str, last_col: str, stamp: bool) -> Executable:
+    first, last = table.c[first_col], table.c[last_col]
+    values: dict[str, Any] = {
+        "score_weight": table.c.score_weight + bindparam("w"),
+        "hit_count": table.c.hit_count + bindparam("n"),
+        first_col: case((or_(first.is_(None), first > bindparam("tmin")), bindparam("tmin")),
+                        else_=first),
+        last_col: case((or_(last.is_(None), last < bindparam("tmax")), bindparam("tmax")),
+                       else_=last),
+    }
+    if stamp:
+        values["updated_at"] = bindparam("now")
+    return update(table).where(table.c.id == bindparam("oid")).values(**values)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    insert_hits: BulkInsert
+    upsert_browsers: Executable
+    time_on_page: Executable
+    browser_seen: Executable
+    org_totals: Executable
+    contact_totals: Executable
+    add_rejections: Executable
+
+
+@cache
+def _statements(dialect: str) -> _Statements:
+    ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    bv = ins(browser_visitors)
+    rej = ins(intake_rejections)
+    return _Statements(
+        insert_hits=BulkInsert(hits, dialect),
+        upsert_browsers=bv.on_conflict_do_update(
+            index_elements=[browser_visitors.c.site_id, browser_visitors.c.visitor_key],
+            set_={"last_seen_at": bv.excluded.last_seen_at},
+        ).returning(browser_visitors.c.site_id, browser_visitors.c.visitor_key,
+                    browser_visitors.c.id, browser_visitors.c.contact_id),
+        time_on_page=update(hits).where(hits.c.id == bindparam("hit_id"))
+        .values(time_on_page=bindparam("seconds")),
+        browser_seen=update(browser_visitors).where(browser_visitors.c.id == bindparam("bv"))
+        .values(last_seen_at=bindparam("t")),
+        org_totals=_add_totals(organisations, "first_visit_at", "last_visit_at", stamp=True),
+        contact_totals=_add_totals(contacts, "first_seen_at", "last_seen_at", stamp=False),
+        add_rejections=rej.on_conflict_do_update(
+            index_elements=["day", "site_id", "reason"],
+            set_={"count": intake_rejections.c.count + rej.excluded.count},
+        ),
+    )
+
+
 @dataclass
 class BatchWriter:
     """Writes batches; keeps caches of ids between batches (dropped on config changes)."""
@@ -88,12 +144,14 @@ class BatchWriter:
 
     def write(self, conn: Connection, batch: list[PreparedHit], now: datetime) -> None:
         """Store `batch` on `conn` (the caller commits)."""
+        sql = _statements(conn.dialect.name)
         if len(self.browsers) > _CACHE_LIMIT or len(self.last_hit) > _CACHE_LIMIT:
             self.forget()
         rebased = rebase(conn, self.decay, now)
         if rebased is not None:
             self.decay = rebased
-        bv_ids = self._browser_ids(conn, batch, now)
+        upserted: set[int] = set()
+        bv_ids = self._browser_ids(conn, sql, batch, upserted)
         self._identify(conn, batch, bv_ids, now)
         org_ids = self._organisation_ids(conn, batch, now)
 
@@ -102,18 +160,19 @@ class BatchWriter:
         contact_totals: dict[int, _Totals] = {}
         browser_last: dict[int, datetime] = {}
         time_on_page: list[dict[str, Any]] = []
+        weight = self.decay.weight
         for item in batch:
             bv_id, contact_id = bv_ids[(item.site_id, item.visitor_key)]
             assert bv_id is not None
-            moment: datetime = item.row["occurred_at"]
+            row = item.row
+            moment: datetime = row["occurred_at"]
             previous = self.last_hit.get(bv_id)
             if previous is not None and timedelta(0) < moment - previous[1] <= VISIT_GAP:
                 seconds = int((moment - previous[1]).total_seconds())
                 time_on_page.append({"hit_id": previous[0], "seconds": seconds})
             if item.is_ping:
                 continue
-            org_id, scored = org_ids.get(item.org.key, (None, False)) if item.org else (None, False)
-            row = item.row
+            org_id, scored = org_ids[item.org.key] if item.org else (None, False)
             row["browser_visitor_id"] = bv_id
             row["contact_id"] = contact_id
             row["organisation_id"] = org_id
@@ -121,69 +180,53 @@ class BatchWriter:
             if row["is_bot"]:
                 continue
             self.last_hit[bv_id] = (row["id"], moment)
-            weight = self.decay.weight(row["score"], moment)
+            w = weight(row["score"], moment)
             if org_id is not None and scored:
-                org_totals.setdefault(org_id, _Totals()).add(weight, moment)
+                org_totals.setdefault(org_id, _Totals()).add(w, moment)
             if contact_id is not None:
-                contact_totals.setdefault(contact_id, _Totals()).add(weight, moment)
-            if browser_last.get(bv_id) is None or browser_last[bv_id] < moment:
+                contact_totals.setdefault(contact_id, _Totals()).add(w, moment)
+            if bv_id not in upserted and (bv_id not in browser_last
+                                          or browser_last[bv_id] < moment):
                 browser_last[bv_id] = moment
 
-        if rows:
-            conn.execute(insert(hits), rows)
+        sql.insert_hits.execute(conn, rows)
         if time_on_page:
-            conn.execute(
-                update(hits).where(hits.c.id == bindparam("hit_id"))
-                .values(time_on_page=bindparam("seconds")),
-                time_on_page,
-            )
-        self._add_totals(conn, organisations, org_totals, "first_visit_at", "last_visit_at", now)
-        self._add_totals(conn, contacts, contact_totals, "first_seen_at", "last_seen_at", None)
+            conn.execute(sql.time_on_page, time_on_page)
+        if org_totals:
+            conn.execute(sql.org_totals, [
+                {"oid": k, "w": t.weight, "n": t.count, "tmin": t.first, "tmax": t.last,
+                 "now": now} for k, t in org_totals.items()])
+        if contact_totals:
+            conn.execute(sql.contact_totals, [
+                {"oid": k, "w": t.weight, "n": t.count, "tmin": t.first, "tmax": t.last}
+                for k, t in contact_totals.items()])
         if browser_last:
-            conn.execute(
-                update(browser_visitors).where(browser_visitors.c.id == bindparam("bv"))
-                .values(last_seen_at=bindparam("t")),
-                [{"bv": k, "t": v} for k, v in browser_last.items()],
-            )
+            conn.execute(sql.browser_seen, [{"bv": k, "t": v} for k, v in browser_last.items()])
         self.flush_rejections(conn, now)
 
     # -- steps ---------------------------------------------------------------------------
 
     def _browser_ids(
-        self, conn: Connection, batch: list[PreparedHit], now: datetime
+        self, conn: Connection, sql: _Statements, batch: list[PreparedHit], upserted: set[int]
     ) -> dict[tuple[int, str], list[int | None]]:
-        wanted = {(i.site_id, i.visitor_key) for i in batch}
-        missing = [k for k in wanted if k not in self.browsers]
+        """Ids (and contacts) of the batch's browsers; unknown ones are upserted in one go."""
+        missing: dict[tuple[int, str], datetime] = {}
+        for i in batch:
+            k = (i.site_id, i.visitor_key)
+            if k not in self.browsers:
+                t = i.row["occurred_at"]
+                if k not in missing or t < missing[k]:
+                    missing[k] = t
         if missing:
-            self._load_browsers(conn, missing)
-            still = [k for k in missing if k not in self.browsers]
-            if still:
-                first_seen: dict[tuple[int, str], datetime] = {}
-                for i in batch:
-                    k = (i.site_id, i.visitor_key)
-                    t = i.row["occurred_at"]
-                    if k in still and (k not in first_seen or t < first_seen[k]):
-                        first_seen[k] = t
-                ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)
-                conn.execute(
-                    ins(browser_visitors).on_conflict_do_nothing(),
-                    [{"site_id": s, "visitor_key": v, "first_seen_at": first_seen[(s, v)]}
-                     for s, v in still],
-                )
-                self._load_browsers(conn, still)
-        return {k: self.browsers[k] for k in wanted}
-
-    def _load_browsers(self, conn: Connection, keys: list[tuple[int, str]]) -> None:
-        for chunk_start in range(0, len(keys), 500):
-            chunk = keys[chunk_start : chunk_start + 500]
-            found = conn.execute(
-                select(browser_visitors.c.site_id, browser_visitors.c.visitor_key,
-                       browser_visitors.c.id, browser_visitors.c.contact_id)
-                .where(tuple_(browser_visitors.c.site_id, browser_visitors.c.visitor_key)
-                       .in_(chunk))
-            )
+            found = conn.execute(sql.upsert_browsers, [
+                {"site_id": s, "visitor_key": v, "first_seen_at": t, "last_seen_at": t}
+                for (s, v), t in missing.items()
+            ])
             for r in found:
                 self.browsers[(r.site_id, r.visitor_key)] = [r.id, r.contact_id]
+                upserted.add(r.id)
+        return {(i.site_id, i.visitor_key): self.browsers[(i.site_id, i.visitor_key)]
+                for i in batch}
 
     def _identify(
         self, conn: Connection, batch: list[PreparedHit],
@@ -214,44 +257,11 @@ class BatchWriter:
                 self.orgs[key] = (org_id, not blocked.get(org_id, False))
         return {k: self.orgs[k] for k in matches}
 
-    @staticmethod
-    def _add_totals(
-        conn: Connection, table: Any, totals: dict[int, _Totals],
-        first_col: str, last_col: str, updated_at: datetime | None,
-    ) -> None:
-        if not totals:
-            return
-        first, last = table.c[first_col], table.c[last_col]
-        values: dict[str, Any] = {
-            "score_weight": table.c.score_weight + bindparam("w"),
-            "hit_count": table.c.hit_count + bindparam("n"),
-            first_col: case((or_(first.is_(None), first > bindparam("tmin")), bindparam("tmin")),
-                            else_=first),
-            last_col: case((or_(last.is_(None), last < bindparam("tmax")), bindparam("tmax")),
-                           else_=last),
-        }
-        if updated_at is not None:
-            values["updated_at"] = updated_at
-        conn.execute(
-            update(table).where(table.c.id == bindparam("oid")).values(**values),
-            [{"oid": k, "w": t.weight, "n": t.count, "tmin": t.first, "tmax": t.last}
-             for k, t in totals.items()],
-        )
-
     def flush_rejections(self, conn: Connection, now: datetime) -> None:
         if not self.rejections:
             return
         day = now.astimezone(UTC).date()
-        ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-            intake_rejections
-        )
-        stmt = ins.on_conflict_do_update(
-            index_elements=["day", "site_id", "reason"],
-            set_={"count": intake_rejections.c.count + ins.excluded.count},
-        )
-        conn.execute(stmt, [{"day": day, "site_id": s, "reason": r, "count": n}
-                            for (s, r), n in self.rejections.items()])
+        conn.execute(_statements(conn.dialect.name).add_rejections,
+                     [{"day": day, "site_id": s, "reason": r, "count": n}
+                      for (s, r), n in self.rejections.items()])
         self.rejections.clear()
-
-
-__all__ = ["BatchWriter", "PreparedHit"]

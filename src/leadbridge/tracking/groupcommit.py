@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from leadbridge.errors import StoreError
 from leadbridge.tracking.batch import BatchWriter, PreparedHit
@@ -35,6 +35,7 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._conn: Connection | None = None
         self._rejections: Counter[tuple[int, str]] = Counter()
         self.batches = 0
         self.written = 0
@@ -68,9 +69,10 @@ class GroupCommit:
             self._rejections[(site_id, reason)] += 1
 
     def write_now(self, batch: list[PreparedHit]) -> None:
-        """Write a batch from the calling thread (tools and back-fills; not the server)."""
-        with self._cond:
-            self._write(batch)
+        """Write a batch from the calling thread (tools and tests, while the thread is off)."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("write_now is for when the writer thread is not running")
+        self._write(batch)
 
     # -- the writer thread ----------------------------------------------------------------
 
@@ -85,6 +87,9 @@ class GroupCommit:
                     self.writer.rejections.update(self._rejections)
                     self._rejections.clear()
                     self._flush_rejections()
+                    if self._conn is not None:
+                        self._conn.close()
+                        self._conn = None
                     return
                 taken = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
@@ -120,23 +125,35 @@ class GroupCommit:
                 results.append(StoreError(f"the hit could not be stored: {type(exc).__name__}"))
         return results
 
+    def _connection(self) -> Connection:
+        """The writer's own connection, kept open between batches (reopened after errors)."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self.engine.connect().execution_options(writer=True)
+        return self._conn
+
     def _write(self, batch: list[PreparedHit]) -> None:
         now = datetime.now(UTC)
+        conn = self._connection()
         try:
-            with self.engine.connect().execution_options(writer=True) as conn, conn.begin():
+            with conn.begin():
                 self.writer.refresh_if_changed(conn, time.monotonic())
                 self.writer.write(conn, batch, now)
         except Exception:
             self.writer.forget()  # ids cached during a rolled-back batch may not exist
+            conn.close()
             raise
         self.batches += 1
         self.written += len(batch)
 
     def _flush_rejections(self) -> None:
+        if not self.writer.rejections:
+            return
+        conn = self._connection()
         try:
-            with self.engine.connect().execution_options(writer=True) as conn, conn.begin():
+            with conn.begin():
                 self.writer.flush_rejections(conn, datetime.now(UTC))
         except Exception:
+            conn.close()
             log.exception("could not store the counts of rejected tracking requests")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +28,7 @@ from leadbridge.tracking.request import EMAIL_OPEN, TrackingRequest
 if TYPE_CHECKING:
     from leadbridge.hub import Hub
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _GIF_HEADERS = {"Cache-Control": "no-store"}
 
@@ -67,14 +68,18 @@ class TrackingEndpoints:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
-    def routes(self) -> list[Route]:
+    def endpoints(self) -> list[tuple[str, tuple[str, ...], Endpoint]]:
         return [
-            Route("/matomo.php", self.matomo, methods=["GET", "POST"]),
-            Route("/piwik.php", self.matomo, methods=["GET", "POST"]),
-            Route("/api/v1/hits", self.native, methods=["POST"]),
-            Route("/pixel.gif", self.pixel, methods=["GET"]),
-            Route("/healthz", self.healthz, methods=["GET"]),
+            ("/matomo.php", ("GET", "POST"), self.matomo),
+            ("/piwik.php", ("GET", "POST"), self.matomo),
+            ("/api/v1/hits", ("POST",), self.native),
+            ("/pixel.gif", ("GET",), self.pixel),
+            ("/healthz", ("GET",), self.healthz),
         ]
+
+    def routes(self) -> list[Route]:
+        return [Route(path, endpoint, methods=list(methods))
+                for path, methods, endpoint in self.endpoints()]
 
     async def healthz(self, request: Request) -> Response:
         return Response(b"ok", media_type="text/plain")

@@ -11,12 +11,12 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from leadbridge import __version__
-from leadbridge.api.deps import ConnDep, HubDep
+from leadbridge.hub import Hub
 from leadbridge.views.context import ViewContext
 from leadbridge.views.hits import HitFilter, recent_hits
 from leadbridge.views.website_visitors import survivor_token, website_visitor_by_token
@@ -68,20 +68,22 @@ def _not_found() -> HTMLResponse:
 
 @router.get("/p/{token}", response_class=HTMLResponse)
 def website_visitor_page(
-    token: str, hub: HubDep, conn: ConnDep,
-    hits_limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    token: str, request: Request, hits_limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """One Website Visitor's page; 404 for unknown tokens, ISPs, blocked organisations."""
     if not _TOKEN.match(token):
         return _not_found()
+    hub: Hub = request.app.state.hub
+    hub.refresh()
     ctx = ViewContext.of(hub.settings, hub.decay)
-    visitor = website_visitor_by_token(conn, ctx, token)
-    if visitor is None:
-        survivor = survivor_token(conn, token)
-        if survivor is not None:  # merged: old links in CRM records lead to the survivor
-            return RedirectResponse(f"/p/{survivor}", status_code=308, headers=PAGE_HEADERS)
-        return _not_found()
-    hits = recent_hits(conn, HitFilter(website_visitor_id=visitor.id), hits_limit)
+    with hub.engine.connect() as conn:
+        visitor = website_visitor_by_token(conn, ctx, token)
+        if visitor is None:
+            survivor = survivor_token(conn, token)
+            if survivor is not None:  # merged: old links in CRM records lead to the survivor
+                return RedirectResponse(f"/p/{survivor}", status_code=308, headers=PAGE_HEADERS)
+            return _not_found()
+        hits = recent_hits(conn, HitFilter(website_visitor_id=visitor.id), hits_limit)
     html = _env.get_template("website_visitor.html").render(
         visitor=visitor, hits=hits, now=ctx.now, version=__version__,
     )

@@ -7,22 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from leadbridge.api.deps import ConnDep, CurrentKey, HubDep
 from leadbridge.api.listing import ListPage, PagingQuery, view_context
 from leadbridge.api.routes.hits import HitPublic
-from leadbridge.errors import InputError, UnknownSite
-from leadbridge.identify.contacts import (
-    Identity,
-    get_or_create_contact,
-    link_browser,
-    make_contact_token,
-    normalise_email,
-)
-from leadbridge.store.state import bump_config_version
-from leadbridge.store.tables import browser_visitors
+from leadbridge.errors import InputError, StoreError, UnknownSite
+from leadbridge.hub import Hub
+from leadbridge.identify.contacts import Identity, make_contact_token, normalise_email
+from leadbridge.store.tables import contacts
+from leadbridge.tracking.batch import PreparedHit
 from leadbridge.views.contacts import Contact, ContactFilter, get_contact, list_contacts
 from leadbridge.views.hits import HitFilter, recent_hits
 
@@ -97,16 +92,20 @@ class IdentifyRequest(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=300)
 
 
-@router.get("/contacts", response_model=ListPage[ContactPublic])
+class ContactList(ListPage[ContactPublic]):
+    """One page of contacts and the total behind it."""
+
+
+@router.get("/contacts", response_model=ContactList)
 def get_contacts(
     query: Annotated[ContactQuery, Query()], hub: HubDep, conn: ConnDep, _key: CurrentKey
-) -> ListPage[ContactPublic]:
+) -> ContactList:
     """Contacts passing the filters, hottest first."""
     found = list_contacts(conn, view_context(hub), ContactFilter(q=query.q,
                                                                  min_score=query.min_score),
                           page=query.page, per_page=query.per_page)
-    return ListPage[ContactPublic](items=[ContactPublic.of(c) for c in found.items],
-                                   total=found.total, page=found.page, per_page=found.per_page)
+    return ContactList(items=[ContactPublic.of(c) for c in found.items], total=found.total,
+                       page=found.page, per_page=found.per_page)
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactDetail)
@@ -135,29 +134,30 @@ def post_contact_tokens(body: TokenRequest, hub: HubDep, _key: CurrentKey) -> To
     return TokenList(tokens=tokens, errors=errors)
 
 
-def _browser_visitor_id(conn: Connection, site_id: int, visitor_key: str, now: datetime) -> int:
-    """The browser visitor for a tracker id, created when the form comes before any hit."""
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)
-    conn.execute(ins(browser_visitors)
-                 .values(site_id=site_id, visitor_key=visitor_key, first_seen_at=now)
-                 .on_conflict_do_nothing())
-    return int(conn.execute(select(browser_visitors.c.id).where(
-        browser_visitors.c.site_id == site_id, browser_visitors.c.visitor_key == visitor_key,
-    )).scalar_one())
+def _found_contact(hub: Hub, email: str) -> ContactPublic:
+    with hub.engine.connect() as conn:
+        contact_id = conn.execute(select(contacts.c.id).where(contacts.c.email == email)).scalar()
+        if contact_id is None:
+            raise StoreError(f"contact {email} was not stored; send the identification again")
+        return ContactPublic.of(get_contact(conn, view_context(hub), contact_id))
 
 
 @router.post("/identify", response_model=ContactPublic)
-def post_identify(
-    body: IdentifyRequest, hub: HubDep, conn: ConnDep, _key: CurrentKey
-) -> ContactPublic:
-    """Identify a browser from a form: its earlier and later hits count for the contact."""
+async def post_identify(body: IdentifyRequest, hub: HubDep, _key: CurrentKey) -> ContactPublic:
+    """Identify a browser from a form: its earlier and later hits count for the contact.
+
+    The identification goes through the intake's writer, like a `uid` on a hit, as a
+    hit-less "ping": the writer creates the browser visitor if it is new, links it to the
+    contact (claiming its earlier hits) and keeps its own browser -> contact cache right, so
+    the very next hit of that browser is the contact's too.
+    """
     if body.site_id not in hub.sites:
         raise UnknownSite(f"site {body.site_id} is not a known site")
-    identity = Identity(email=normalise_email(body.email), name=body.name)
-    now = hub.now()
-    browser_id = _browser_visitor_id(conn, body.site_id, body.visitor_id.lower(), now)
-    contact_id = get_or_create_contact(conn, identity, now)
-    link_browser(conn, browser_id, contact_id, hub.decay)
-    # the intake's writers cache browser -> contact; this makes them read it again
-    bump_config_version(conn)
-    return ContactPublic.of(get_contact(conn, view_context(hub), contact_id))
+    email = normalise_email(body.email)
+    identification = PreparedHit(
+        site_id=body.site_id, visitor_key=body.visitor_id.lower(),
+        row={"occurred_at": hub.now()}, identity=Identity(email=email, name=body.name),
+        is_ping=True,
+    )
+    await hub.commit.submit(identification)
+    return await run_in_threadpool(_found_contact, hub, email)

@@ -104,11 +104,15 @@ class HitQuery(PagingQuery):
         )
 
 
-@router.get("", response_model=ListPage[HitPublic])
+class HitList(ListPage[HitPublic]):
+    """One page of hits and the total behind it."""
+
+
+@router.get("", response_model=HitList)
 def get_hits(
     query: Annotated[HitQuery, Query()], conn: ConnDep, _key: CurrentKey
-) -> ListPage[HitPublic]:
+) -> HitList:
     """Hits passing every filter given, newest first; bots only with `include_bots=true`."""
     found = list_hits(conn, query.to_filter(), page=query.page, per_page=query.per_page)
-    return ListPage[HitPublic](items=[HitPublic.of(h) for h in found.items], total=found.total,
-                               page=found.page, per_page=found.per_page)
+    return HitList(items=[HitPublic.of(h) for h in found.items], total=found.total,
+                   page=found.page, per_page=found.per_page)

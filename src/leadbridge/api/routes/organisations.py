@@ -106,18 +106,21 @@ def _set_owner(conn: Connection, organisation_id: int, owner: str | None) -> Non
                  .values(owner=clean or None, updated_at=datetime.now(UTC)))
 
 
-@router.get("", response_model=ListPage[OrganisationPublic])
+class OrganisationList(ListPage[OrganisationPublic]):
+    """One page of organisations and the total behind it."""
+
+
+@router.get("", response_model=OrganisationList)
 def get_organisations(
     query: Annotated[OrganisationQuery, Query()], hub: HubDep, conn: ConnDep, _key: CurrentKey
-) -> ListPage[OrganisationPublic]:
+) -> OrganisationList:
     """Every organisation, ISPs and hosting networks included; most hits first."""
     ctx = view_context(hub)
     found = list_organisations(conn, OrganisationFilter(type=query.type, blocked=query.blocked,
                                                         q=query.q),
                                page=query.page, per_page=query.per_page)
-    return ListPage[OrganisationPublic](items=[OrganisationPublic.of(o, ctx) for o in found.items],
-                                        total=found.total, page=found.page,
-                                        per_page=found.per_page)
+    return OrganisationList(items=[OrganisationPublic.of(o, ctx) for o in found.items],
+                            total=found.total, page=found.page, per_page=found.per_page)
 
 
 @router.get("/{organisation_id}", response_model=OrganisationPublic)

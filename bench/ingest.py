@@ -1,0 +1,303 @@
+"""Ingest benchmark: the running hub, driven over HTTP by wrk from a separate process.
+
+For SQLite and PostgreSQL it starts `leadbridge serve` (one process), measures a trivial
+endpoint (/healthz) on that same server as the same-run baseline, then replays realistic mixed
+Matomo traffic: thousands of client IPs (X-Forwarded-For from a trusted proxy), 20% bots,
+single GET page views and bulk POSTs. It prints requests/s, hits/s, p50/p99 latency, peak
+server memory, and the intake/trivial ratio; then checks every acknowledged hit is stored.
+
+    python bench/ingest.py [--seconds 10] [--connections 32] [--backends sqlite,postgresql]
+
+Needs `wrk` (installed with apt-get when missing) and PostgreSQL on 127.0.0.1:5432.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("LEADBRIDGE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+HOST = "www.bench-shop.example"
+
+BROWSERS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_{v}) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.{v} Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{v} like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+    "like Gecko) Version/17.{v} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel {v}) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{v}.0.0.0 Mobile Safari/537.36",
+]
+BOTS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+    "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+    "Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)",
+    "python-requests/2.31.0",
+    "curl/8.5.0",
+]
+PAGES = ["/", "/pricing", "/pricing/enterprise", "/product/tour", "/product/integrations",
+         "/blog/visitor-identification", "/blog/lead-scoring", "/careers", "/contact",
+         "/docs/getting-started", "/docs/api", "/customers", "/about"]
+REFERRERS = ["", "", "https://www.google.com/", "https://www.bing.com/",
+             "https://www.linkedin.com/", "https://news.example.net/article"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("installing wrk (apt-get) ...", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or "wrk"
+
+
+def write_ranges(path: Path, companies: int) -> None:
+    """Company ranges in 10.0.0.0/8 (one /24 each) plus ISP and hosting ranges."""
+    lines = ["network,company,domain,type"]
+    for i in range(companies):
+        lines.append(f"10.{i // 256}.{i % 256}.0/24,Company {i},company{i}.example,company")
+    for i in range(20):
+        lines.append(f"100.{64 + i}.0.0/16,Broadband {i},isp{i}.example,isp")
+    lines.append("172.16.0.0/12,Hosting Co,hosting.example,hosting")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def visitor_ip(rnd: random.Random, companies: int) -> str:
+    roll = rnd.random()
+    if roll < 0.6:
+        i = rnd.randrange(companies)
+        return f"10.{i // 256}.{i % 256}.{rnd.randrange(1, 255)}"
+    if roll < 0.9:
+        return f"100.{64 + rnd.randrange(20)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
+    return f"172.{16 + rnd.randrange(16)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
+
+
+def one_hit(rnd: random.Random, site: int, companies: int) -> tuple[dict[str, str], str, str]:
+    bot = rnd.random() < 0.20
+    ua = rnd.choice(BOTS) if bot else rnd.choice(BROWSERS).format(v=rnd.randrange(110, 131))
+    path = rnd.choice(PAGES)
+    url = f"https://{HOST}{path}"
+    if rnd.random() < 0.1:
+        url += "?utm_source=newsletter&utm_medium=email&utm_campaign=autumn"
+    params = {
+        "idsite": str(site), "rec": "1", "url": url, "action_name": path.strip("/") or "Home",
+        "_id": f"{rnd.getrandbits(64):016x}", "res": "1920x1080", "h": "10", "m": "4",
+        "s": "33", "urlref": rnd.choice(REFERRERS), "send_image": "0",
+    }
+    if rnd.random() < 0.05:
+        params.update({"e_c": "download", "e_a": "click", "e_n": "brochure.pdf"})
+    return params, ua, visitor_ip(rnd, companies)
+
+
+def write_requests(path: Path, site: int, companies: int, count: int, seed: int = 1) -> float:
+    """One request per line for wrk: method, path, UA, X-Forwarded-For, body.
+
+    90% single GETs, 10% bulk POSTs of 10 hits. Returns the mean hits per request.
+    """
+    rnd = random.Random(seed)
+    hits = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for _ in range(count):
+            if rnd.random() < 0.9:
+                params, ua, ip = one_hit(rnd, site, companies)
+                fh.write(f"GET\t/matomo.php?{urlencode(params)}\t{ua}\t{ip}\t\n")
+                hits += 1
+            else:
+                entries = []
+                params, ua, ip = one_hit(rnd, site, companies)
+                for _ in range(10):
+                    p, _, _ = one_hit(rnd, site, companies)
+                    p["_id"] = params["_id"]
+                    entries.append("?" + urlencode(p))
+                body = json.dumps({"requests": entries})
+                fh.write(f"POST\t/matomo.php\t{ua}\t{ip}\t{body}\n")
+                hits += 10
+    return hits / count
+
+
+WRK_SCRIPT = r"""
+local reqs = {}
+local n = 0
+function init(args)
+  for line in io.lines(args[1]) do
+    local m, p, ua, ip, body = line:match("^(%u+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+    local h = {["User-Agent"] = ua, ["X-Forwarded-For"] = ip}
+    if m == "POST" then h["Content-Type"] = "application/json" end
+    n = n + 1
+    reqs[n] = wrk.format(m, p, h, m == "POST" and body or nil)
+  end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+  i = math.random(n)
+end
+function request()
+  i = i % n + 1
+  return reqs[i]
+end
+"""
+
+
+def run_wrk(wrk: str, url: str, seconds: int, conns: int, script: Path | None,
+            args: list[str]) -> dict[str, float]:
+    cmd = [wrk, "-t2", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    cmd += [url]
+    if args:
+        cmd += ["--", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+
+    def pct(p: str) -> float:
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    return {"rps": rps, "requests": total, "p50": pct("50"), "p99": pct("99"),
+            "non2xx": int(bad.group(1)) if bad else 0, "socket_errors": 1.0 if errors else 0.0}
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def count_hits(db_url: str) -> int:
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        con = sqlite3.connect(db_url.split("///", 1)[1])
+        n = con.execute("SELECT count(*) FROM hits").fetchone()[0]
+        con.close()
+        return int(n)
+    with psycopg.connect(db_url.replace("+psycopg", "")) as con:
+        return int(con.execute("SELECT count(*) FROM hits").fetchone()[0])  # type: ignore[index]
+
+
+def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path) -> dict[str, float]:
+    pg_db = None
+    if backend == "sqlite":
+        db_url = f"sqlite:///{work / 'bench.db'}"
+    else:
+        pg_db = f"lb_bench_{os.getpid()}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{pg_db}"')
+            con.execute(f'CREATE DATABASE "{pg_db}"')
+        db_url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        db_url += "/" + pg_db
+    companies = 2000
+    ranges = work / f"ranges-{backend}.csv"
+    write_ranges(ranges, companies)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADBRIDGE_")}
+    env.update({"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_PORT": str(port),
+                "LEADBRIDGE_DATA_DIR": str(work / "var"),
+                "LEADBRIDGE_IDENTIFY__IP_RANGES_CSV": str(ranges),
+                "LEADBRIDGE_TRACKING__TRUSTED_PROXIES": '["127.0.0.1"]'})
+    leadbridge = [sys.executable, "-m", "leadbridge"]
+
+    def cli(*args: str) -> str:
+        return subprocess.run([*leadbridge, *args], env=env, cwd=work, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    cli("db", "upgrade")
+    site = int(cli("sites", "add", "Bench shop", "--host", HOST))
+    requests_file = work / f"requests-{backend}.tsv"
+    hits_per_request = write_requests(requests_file, site, companies, 20_000)
+    script = work / "replay.lua"
+    script.write_text(WRK_SCRIPT, encoding="utf-8")
+
+    server = subprocess.Popen([*leadbridge, "serve"], env=env, cwd=work,
+                              stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        run_wrk(wrk, base + "/healthz", 2, conns, None, [])  # warm-up
+        trivial = run_wrk(wrk, base + "/healthz", seconds, conns, None, [])
+        run_wrk(wrk, base, 2, conns, script, [str(requests_file)])  # warm caches
+        before = count_hits(db_url)
+        intake = run_wrk(wrk, base, seconds, conns, script, [str(requests_file)])
+        time.sleep(0.5)
+        stored = count_hits(db_url) - before
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+        if pg_db:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+                con.execute(f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)')
+    hits_acked = intake["requests"] * hits_per_request
+    return {
+        "trivial_rps": trivial["rps"], "trivial_p50": trivial["p50"], "trivial_p99": trivial["p99"],
+        "rps": intake["rps"], "hits_per_s": intake["rps"] * hits_per_request,
+        "p50": intake["p50"], "p99": intake["p99"], "rss_mb": rss,
+        "non2xx": intake["non2xx"] + trivial["non2xx"],
+        "stored": stored, "acked_estimate": hits_acked,
+        "ratio": intake["rps"] / trivial["rps"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    args = ap.parse_args()
+    wrk = ensure_wrk()
+    print(f"ingest benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s; one server "
+          f"process; traffic: 90% single GET / 10% bulk POST of 10, 20% bots, ~{2000} companies "
+          f"+ ISPs + hosting, many IPs", flush=True)
+    header = (f"{'backend':<11}{'trivial req/s':>14}{'intake req/s':>14}{'hits/s':>10}"
+              f"{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'ratio':>8}{'stored':>10}{'non-2xx':>9}")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
+        for backend in args.backends.split(","):
+            work = Path(tmp) / backend
+            work.mkdir()
+            results[backend] = bench_backend(backend, wrk, args.seconds, args.connections, work)
+    print(header)
+    for backend, r in results.items():
+        print(f"{backend:<11}{r['trivial_rps']:>14,.0f}{r['rps']:>14,.0f}{r['hits_per_s']:>10,.0f}"
+              f"{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rss_mb']:>9.0f}{r['ratio']:>7.0%} "
+              f"{int(r['stored']):>10,}{int(r['non2xx']):>9}")
+    print("ratio = intake requests/s ÷ trivial /healthz requests/s on the same server "
+          "(target ≥ 40%); stored = rows in hits after the run (every 2xx is committed).")
+
+
+if __name__ == "__main__":
+    main()
