@@ -237,8 +237,9 @@ def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path) 
     script = work / "replay.lua"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
 
-    server = subprocess.Popen([*leadbridge, "serve"], env=env, cwd=work,
-                              stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))
+    with open(work / "server.log", "w") as log:
+        server = subprocess.Popen([*leadbridge, "serve"], env=env, cwd=work,
+                                  stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -18,8 +18,6 @@ import pytest
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
-from support import TEST_RANGES
-
 from leadbridge.api.app import create_app
 from leadbridge.apikeys import create_key
 from leadbridge.config import Settings, load_settings
@@ -27,6 +25,7 @@ from leadbridge.hub import Hub
 from leadbridge.sites import add_site
 from leadbridge.store import make_engine, upgrade
 from leadbridge.store.tables import metadata
+from support import TEST_RANGES
 
 PG_ADMIN = os.environ.get("LEADBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]

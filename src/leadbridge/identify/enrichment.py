@@ -162,7 +162,7 @@ def profiles_for(
     domains = sorted({d for d, _ in organisations if d})
     keys = sorted({k for _, n in organisations if (k := name_key(n))})
     by_domain: dict[str, Any] = {}
-    by_name: dict[str, Any] = {}
+    by_name: dict[tuple[str, bool], Any] = {}
     for start in range(0, max(len(domains), len(keys)), 500):
         if domains[start : start + 500]:
             for row in conn.execute(select(*columns).where(
@@ -172,18 +172,19 @@ def profiles_for(
             for row in conn.execute(select(*columns).where(
                     company_profiles.c.name_key.in_(keys[start : start + 500]))
                     .order_by(company_profiles.c.id)):
-                by_name.setdefault((row.name_key, row.domain is None), row)
-                by_name.setdefault((row.name_key, "any"), row)
+                if row.domain is None:  # may stand for an organisation with its own domain
+                    by_name.setdefault((row.name_key, True), row)
+                by_name.setdefault((row.name_key, False), row)
     found: list[dict[str, Any]] = []
     for domain, name in organisations:
-        row = by_domain.get(domain) if domain else None
-        if row is None:
+        profile: Any = by_domain.get(domain) if domain else None
+        if profile is None:
             key = name_key(name)
-            row = by_name.get((key, True) if domain else (key, "any")) if key else None
-        if row is None:
+            profile = by_name.get((key, bool(domain))) if key else None
+        if profile is None:
             found.append({})
             continue
-        values = {k: v for k, v in row._mapping.items()
+        values = {k: v for k, v in profile._mapping.items()
                   if v is not None and k not in ("id", "name_key")}
         if domain:
             values.pop("domain", None)
