@@ -41,6 +41,7 @@ class Hub:
         self.resolvers: ResolverChain = build_chain(settings.identify)
         self.trusted_proxies = [ipaddress.ip_network(p, strict=False)
                                 for p in settings.tracking.trusted_proxies]
+        self._trust_cache: dict[str, bool] = {}
         self._version: str | None = None
         self._checked = 0.0
         self._keys: dict[str, tuple[ApiKey | None, float]] = {}
@@ -94,23 +95,32 @@ class Hub:
         return key
 
     def client_ip(self, peer: str | None, forwarded_for: str | None) -> str | None:
-        """The visitor's address: the peer, or X-Forwarded-For when the peer is a trusted proxy."""
+        """The visitor's address: the peer, or X-Forwarded-For when the peer is a trusted proxy.
+
+        The right-most address that is not a trusted proxy is the visitor (the left part of
+        the header is whatever the client chose to send).
+        """
         if not peer or not forwarded_for or not self.trusted_proxies:
             return peer
-        try:
-            peer_addr = ipaddress.ip_address(peer)
-        except ValueError:
-            return peer
-        if not any(peer_addr in net for net in self.trusted_proxies):
+        if not self._trusted(peer):
             return peer
         for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-            try:
-                addr = ipaddress.ip_address(hop)
-            except ValueError:
-                return peer
-            if not any(addr in net for net in self.trusted_proxies):
-                return hop
+            if not self._trusted(hop):
+                return hop if _is_ip(hop) else peer
         return peer
+
+    def _trusted(self, address: str) -> bool:
+        known = self._trust_cache.get(address)
+        if known is None:
+            try:
+                addr = ipaddress.ip_address(address)
+                known = any(addr in net for net in self.trusted_proxies)
+            except ValueError:
+                known = False
+            if len(self._trust_cache) > 100_000:
+                self._trust_cache.clear()
+            self._trust_cache[address] = known
+        return known
 
     def start(self) -> None:
         self.commit.start()
@@ -125,3 +135,11 @@ class Hub:
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

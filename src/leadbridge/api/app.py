@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from leadbridge import __version__
 from leadbridge.config import Settings
-from leadbridge.errors import InputError, NotFound
+from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.hub import Hub
 from leadbridge.tracking.http import TrackingEndpoints
 
@@ -65,6 +65,11 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
         return JSONResponse({"error": exc.reason, "detail": str(exc)}, status_code=400)
 
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"error": "store_unavailable", "detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": "5"})
+
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"error": "not_found", "detail": str(exc)}, status_code=404)
@@ -77,3 +82,10 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
         return JSONResponse({"error": "invalid", "detail": detail}, status_code=422)
 
     return HubApp(app, tracking)
+
+
+def app_from_settings() -> HubApp:
+    """Factory for server worker processes: each reads the settings and opens its own hub."""
+    from leadbridge.config import load_settings
+
+    return create_app(load_settings())

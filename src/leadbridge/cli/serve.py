@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
@@ -29,6 +30,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default from settings)")] = None,
     demo: Annotated[bool, typer.Option(help="create a demo site and send it sample traffic")]
     = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes; each has "
+                                         "its own group-commit writer")] = 1,
 ) -> None:
     """Run the hub: tracking endpoint, API (docs at /docs) and permalink pages."""
     cfg = settings()
@@ -44,15 +47,25 @@ def serve(
     if demo:
         demo_info = demo_data.prepare(hub.engine)
         hub.refresh(force=True)
-    from leadbridge.api.app import create_app
-
-    app = create_app(hub.settings, hub)
     if demo_info is not None:
         threading.Thread(target=_run_demo, args=(hub, demo_info), daemon=True).start()
     else:
         console.print(f"LeadBridge on {cfg.public_url}  (API docs: {cfg.public_url}/docs)")
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-                server_header=False)
+    # X-Forwarded-For is read by the hub itself, only from tracking.trusted_proxies
+    options: dict[str, Any] = {"host": cfg.host, "port": cfg.port, "log_level": "warning",
+                               "access_log": False, "server_header": False,
+                               "proxy_headers": False}
+    if workers > 1:
+        # each worker builds its own hub from the same settings (environment and TOML)
+        os.environ["LEADBRIDGE_HOST"], os.environ["LEADBRIDGE_PORT"] = cfg.host, str(cfg.port)
+        if cfg.identify.ip_ranges_csv is not None:
+            os.environ["LEADBRIDGE_IDENTIFY__IP_RANGES_CSV"] = str(cfg.identify.ip_ranges_csv)
+        uvicorn.run("leadbridge.api.app:app_from_settings", factory=True, workers=workers,
+                    **options)
+        return
+    from leadbridge.api.app import create_app
+
+    uvicorn.run(create_app(hub.settings, hub), **options)
 
 
 def prepare(cfg: Settings) -> Hub:

@@ -1,4 +1,4 @@
-"""Bulk inserts for the hottest table, straight to the driver's executemany.
+"""Bulk statements for the intake's hot path, straight to the driver.
 
 SQLAlchemy Core costs more per row than the database does when a batch holds thousands of
 rows; here the SQL is built once per table and dialect, and each row becomes a tuple with
@@ -23,7 +23,7 @@ _Convert = Callable[[Any], Any]
 def _sqlite_datetime(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_uuid(value: UUID | None) -> str | None:
@@ -59,3 +59,21 @@ class BulkInsert:
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             conn.exec_driver_sql(self.sql, self.tuples(rows))
+
+
+def time_converter(dialect: str) -> _Convert:
+    """How a UTC-aware datetime goes to the driver (as Core would store it)."""
+    return _sqlite_datetime if dialect == "sqlite" else _same
+
+
+def uuid_converter(dialect: str) -> _Convert:
+    return _sqlite_uuid if dialect == "sqlite" else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def driver_sql(sql: str, dialect: str) -> str:
+    """SQL written with `?` markers, in the driver's own parameter style."""
+    return sql if dialect == "sqlite" else sql.replace("?", "%s")

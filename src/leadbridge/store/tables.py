@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -208,7 +209,9 @@ hits = Table(
     Column("time_on_page", Integer),
     Index("ix_hits_organisation_id_occurred_at", "organisation_id", "occurred_at"),
     Index("ix_hits_browser_visitor_id_occurred_at", "browser_visitor_id", "occurred_at"),
-    Index("ix_hits_contact_id", "contact_id"),
+    Index("ix_hits_contact_id", "contact_id", sqlite_where=text("contact_id IS NOT NULL"),
+          postgresql_where=text("contact_id IS NOT NULL")),
+    Index("ix_hits_occurred_at", "occurred_at"),
 )
 
 page_rules = Table(

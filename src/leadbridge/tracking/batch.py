@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, case, or_, select, update
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
@@ -25,11 +25,9 @@ from leadbridge.identify.organisations import ensure_organisations
 from leadbridge.identify.resolvers import OrgMatch
 from leadbridge.scoring.decay import Decay
 from leadbridge.scoring.ruleset import rebase
-from leadbridge.store.bulk import BulkInsert
+from leadbridge.store.bulk import BulkInsert, driver_sql, time_converter, uuid_converter
 from leadbridge.store.state import config_version
 from leadbridge.store.tables import (
-    browser_visitors,
-    contacts,
     hits,
     intake_rejections,
     organisations,
@@ -65,50 +63,48 @@ class _Totals:
         self.last = moment if self.last is None or moment > self.last else self.last
 
 
-def _add_totals(table: Table, first_col: str, last_col: str, stamp: bool) -> Executable:
-    first, last = table.c[first_col], table.c[last_col]
-    values: dict[str, Any] = {
-        "score_weight": table.c.score_weight + bindparam("w"),
-        "hit_count": table.c.hit_count + bindparam("n"),
-        first_col: case((or_(first.is_(None), first > bindparam("tmin")), bindparam("tmin")),
-                        else_=first),
-        last_col: case((or_(last.is_(None), last < bindparam("tmax")), bindparam("tmax")),
-                       else_=last),
-    }
-    if stamp:
-        values["updated_at"] = bindparam("now")
-    return update(table).where(table.c.id == bindparam("oid")).values(**values)
+_TOTALS = """UPDATE {table} SET score_weight = score_weight + ?, hit_count = hit_count + ?,
+ {first} = CASE WHEN {first} IS NULL OR {first} > ? THEN ? ELSE {first} END,
+ {last} = CASE WHEN {last} IS NULL OR {last} < ? THEN ? ELSE {last} END{stamp} WHERE id = ?"""
+_BROWSERS = ("INSERT INTO browser_visitors (site_id, visitor_key, first_seen_at, last_seen_at) "
+             "VALUES {values} ON CONFLICT (site_id, visitor_key) DO UPDATE SET "
+             "last_seen_at = excluded.last_seen_at "
+             "RETURNING site_id, visitor_key, id, contact_id")
+_BROWSER_CHUNK = 250
 
 
 @dataclass(frozen=True)
 class _Statements:
+    """The writer's SQL for one dialect, written once (Core would compile it every batch)."""
+
+    dialect: str
     insert_hits: BulkInsert
-    upsert_browsers: Executable
-    time_on_page: Executable
-    browser_seen: Executable
-    org_totals: Executable
-    contact_totals: Executable
+    org_totals: str
+    contact_totals: str
+    time_on_page: str
+    browser_seen: str
     add_rejections: Executable
+
+    def upsert_browsers(self, count: int) -> str:
+        values = ", ".join(["(?, ?, ?, ?)"] * count)
+        return driver_sql(_BROWSERS.format(values=values), self.dialect)
 
 
 @cache
 def _statements(dialect: str) -> _Statements:
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    bv = ins(browser_visitors)
     rej = ins(intake_rejections)
     return _Statements(
+        dialect=dialect,
         insert_hits=BulkInsert(hits, dialect),
-        upsert_browsers=bv.on_conflict_do_update(
-            index_elements=[browser_visitors.c.site_id, browser_visitors.c.visitor_key],
-            set_={"last_seen_at": bv.excluded.last_seen_at},
-        ).returning(browser_visitors.c.site_id, browser_visitors.c.visitor_key,
-                    browser_visitors.c.id, browser_visitors.c.contact_id),
-        time_on_page=update(hits).where(hits.c.id == bindparam("hit_id"))
-        .values(time_on_page=bindparam("seconds")),
-        browser_seen=update(browser_visitors).where(browser_visitors.c.id == bindparam("bv"))
-        .values(last_seen_at=bindparam("t")),
-        org_totals=_add_totals(organisations, "first_visit_at", "last_visit_at", stamp=True),
-        contact_totals=_add_totals(contacts, "first_seen_at", "last_seen_at", stamp=False),
+        org_totals=driver_sql(_TOTALS.format(table="organisations", first="first_visit_at",
+                                             last="last_visit_at", stamp=", updated_at = ?"),
+                              dialect),
+        contact_totals=driver_sql(_TOTALS.format(table="contacts", first="first_seen_at",
+                                                 last="last_seen_at", stamp=""), dialect),
+        time_on_page=driver_sql("UPDATE hits SET time_on_page = ? WHERE id = ?", dialect),
+        browser_seen=driver_sql("UPDATE browser_visitors SET last_seen_at = ? WHERE id = ?",
+                                dialect),
         add_rejections=rej.on_conflict_do_update(
             index_elements=["day", "site_id", "reason"],
             set_={"count": intake_rejections.c.count + rej.excluded.count},
@@ -159,8 +155,10 @@ class BatchWriter:
         org_totals: dict[int, _Totals] = {}
         contact_totals: dict[int, _Totals] = {}
         browser_last: dict[int, datetime] = {}
-        time_on_page: list[dict[str, Any]] = []
+        time_on_page: list[tuple[int, Any]] = []
         weight = self.decay.weight
+        to_time = time_converter(sql.dialect)
+        to_uuid = uuid_converter(sql.dialect)
         for item in batch:
             bv_id, contact_id = bv_ids[(item.site_id, item.visitor_key)]
             assert bv_id is not None
@@ -169,7 +167,7 @@ class BatchWriter:
             previous = self.last_hit.get(bv_id)
             if previous is not None and timedelta(0) < moment - previous[1] <= VISIT_GAP:
                 seconds = int((moment - previous[1]).total_seconds())
-                time_on_page.append({"hit_id": previous[0], "seconds": seconds})
+                time_on_page.append((seconds, to_uuid(previous[0])))
             if item.is_ping:
                 continue
             org_id, scored = org_ids[item.org.key] if item.org else (None, False)
@@ -191,17 +189,19 @@ class BatchWriter:
 
         sql.insert_hits.execute(conn, rows)
         if time_on_page:
-            conn.execute(sql.time_on_page, time_on_page)
+            conn.exec_driver_sql(sql.time_on_page, time_on_page)
         if org_totals:
-            conn.execute(sql.org_totals, [
-                {"oid": k, "w": t.weight, "n": t.count, "tmin": t.first, "tmax": t.last,
-                 "now": now} for k, t in org_totals.items()])
+            stamp = to_time(now)
+            conn.exec_driver_sql(sql.org_totals, [
+                (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
+                 to_time(t.last), stamp, k) for k, t in org_totals.items()])
         if contact_totals:
-            conn.execute(sql.contact_totals, [
-                {"oid": k, "w": t.weight, "n": t.count, "tmin": t.first, "tmax": t.last}
-                for k, t in contact_totals.items()])
+            conn.exec_driver_sql(sql.contact_totals, [
+                (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
+                 to_time(t.last), k) for k, t in contact_totals.items()])
         if browser_last:
-            conn.execute(sql.browser_seen, [{"bv": k, "t": v} for k, v in browser_last.items()])
+            conn.exec_driver_sql(sql.browser_seen,
+                                 [(to_time(v), k) for k, v in browser_last.items()])
         self.flush_rejections(conn, now)
 
     # -- steps ---------------------------------------------------------------------------
@@ -218,13 +218,18 @@ class BatchWriter:
                 if k not in missing or t < missing[k]:
                     missing[k] = t
         if missing:
-            found = conn.execute(sql.upsert_browsers, [
-                {"site_id": s, "visitor_key": v, "first_seen_at": t, "last_seen_at": t}
-                for (s, v), t in missing.items()
-            ])
-            for r in found:
-                self.browsers[(r.site_id, r.visitor_key)] = [r.id, r.contact_id]
-                upserted.add(r.id)
+            to_time = time_converter(sql.dialect)
+            items = list(missing.items())
+            for start in range(0, len(items), _BROWSER_CHUNK):
+                chunk = items[start : start + _BROWSER_CHUNK]
+                params: list[Any] = []
+                for (site_id, visitor_key), t in chunk:
+                    stamp = to_time(t)
+                    params += (site_id, visitor_key, stamp, stamp)
+                found = conn.exec_driver_sql(sql.upsert_browsers(len(chunk)), tuple(params))
+                for site_id, visitor_key, bv_id, contact_id in found:
+                    self.browsers[(site_id, visitor_key)] = [bv_id, contact_id]
+                    upserted.add(bv_id)
         return {(i.site_id, i.visitor_key): self.browsers[(i.site_id, i.visitor_key)]
                 for i in batch}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 DIRECT = "direct"
@@ -54,6 +55,11 @@ def classify_channel(
         return CAMPAIGN
     if not referrer:
         return DIRECT
+    return _referrer_channel(referrer, page_host)
+
+
+@lru_cache(maxsize=50_000)
+def _referrer_channel(referrer: str, page_host: str) -> str:
     host = (urlsplit(referrer).hostname or "").lower()
     if not host:
         return DIRECT
