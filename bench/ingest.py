@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("LEADBRIDGE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 HOST = "www.bench-shop.example"
 VISITORS = 20_000
+THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
 
 BROWSERS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -185,7 +186,7 @@ end
 
 def run_wrk(wrk: str, url: str, seconds: int, conns: int, script: Path | None,
             args: list[str]) -> dict[str, float]:
-    cmd = [wrk, "-t2", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    cmd = [wrk, f"-t{THREADS}", f"-c{conns}", f"-d{seconds}s", "--latency"]
     if script is not None:
         cmd += ["-s", str(script)]
     cmd += [url]

@@ -226,3 +226,10 @@ def test_explicit_path_argument_wins_over_the_working_folder(tmp_path: Path) -> 
     other = write_toml("port = 9300\n", "other.toml")
     assert load_settings(other).port == 9300
     assert load_settings(tmp_path / "absent.toml").port == 8000
+
+
+def test_the_example_file_in_the_repository_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "leadbridge.example.toml"
+    settings = load_settings(example)
+    assert settings.scoring.page_rules[0].pattern == "/pricing*"
+    assert settings.privacy.ip_mask_bytes == 2

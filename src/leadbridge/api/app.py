@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +17,24 @@ from leadbridge import __version__
 from leadbridge.config import Settings
 from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.hub import Hub
+from leadbridge.privacy.retention import apply_retention
 from leadbridge.tracking.http import TrackingEndpoints
+
+
+log = logging.getLogger(__name__)
+
+
+async def _daily_upkeep(hub: Hub) -> None:
+    """Raw-hit retention, once at start and then every day, off the event loop."""
+    days = hub.settings.privacy.raw_hit_retention_days
+    while days is not None:
+        try:
+            removed = await asyncio.to_thread(apply_retention, hub.engine, days, hub.now())
+            if removed:
+                log.info("retention: %d hits older than %d days deleted", removed, days)
+        except Exception:
+            log.exception("retention failed; it is tried again tomorrow")
+        await asyncio.sleep(86_400)
 
 
 class HubApp:
@@ -45,9 +64,11 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_hub.start()
+        upkeep = asyncio.create_task(_daily_upkeep(the_hub))
         try:
             yield
         finally:
+            upkeep.cancel()
             the_hub.stop()
 
     app = FastAPI(title="LeadBridge", version=__version__, lifespan=lifespan,

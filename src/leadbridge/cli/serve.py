@@ -15,6 +15,7 @@ from leadbridge.cli.common import console, err_console, friendly_errors, setting
 from leadbridge.cli.scoring import rescore_with_progress
 from leadbridge.config import Settings
 from leadbridge.hub import Hub
+from leadbridge.identify.enrichment import import_companies
 from leadbridge.scoring.backfill import mark_current, needs_rescore, rebase_if_needed
 from leadbridge.store import make_engine, upgrade
 from leadbridge.store.tables import hits, organisations
@@ -73,6 +74,11 @@ def prepare(cfg: Settings) -> Hub:
     engine = make_engine(cfg.database_url, synchronous=cfg.tracking.sqlite_synchronous)
     upgrade(engine)
     rebase_if_needed(engine, cfg, datetime.now(UTC))
+    if cfg.identify.companies_csv is not None:
+        with engine.begin() as conn:
+            report = import_companies(conn, cfg.identify.companies_csv)
+        for problem in report.errors:
+            err_console.print(f"[yellow]company CSV:[/yellow] {problem}", highlight=False)
     if needs_rescore(engine, cfg):
         with engine.connect() as conn:
             has_hits = conn.execute(select(func.count()).select_from(hits)).scalar_one() > 0
