@@ -27,6 +27,8 @@ from leadbridge.store import make_engine, upgrade
 from leadbridge.store.tables import metadata
 from support import TEST_RANGES
 
+pytest_plugins = ["crm_fixtures"]
+
 PG_ADMIN = os.environ.get("LEADBRIDGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
 

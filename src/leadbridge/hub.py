@@ -52,7 +52,8 @@ class Hub:
         self.decay = Decay(settings.scoring.half_life_days, datetime.now(UTC))
         self.reload()
         self.commit = GroupCommit(self.engine, BatchWriter(self.decay),
-                                  settings.tracking.batch_max)
+                                  settings.tracking.batch_max,
+                                  durable=settings.tracking.sqlite_synchronous == "FULL")
         self.intake = Intake(self.sites, self.rules, self.resolvers, self.secret,
                              settings.privacy.ip_mask_bytes, settings.tracking.store_bots)
 
@@ -123,10 +124,15 @@ class Hub:
         return known
 
     def start(self) -> None:
+        """Start the group-commit flusher (on the running event loop)."""
         self.commit.start()
 
+    async def aclose_intake(self) -> None:
+        await self.commit.aclose()
+
     def stop(self) -> None:
-        self.commit.stop()
+        """Flush counters and close the writer's connection (when no event loop serves)."""
+        self.commit.close()
 
     def close(self) -> None:
         self.stop()

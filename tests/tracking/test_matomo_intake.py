@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.testclient import TestClient
 
 from leadbridge.hub import Hub
-from support import BOT_UA, BROWSER_UA, rows, scalar, track
+from support import BOT_UA, BROWSER_UA, rows, scalar, track, wait_for
 
 GIF_MAGIC = b"GIF89a"
 
@@ -43,7 +43,8 @@ def test_unknown_site_is_rejected_counted_and_not_stored(client: TestClient, sit
     r = track(client, 999, "https://www.example.com/")
     assert r.status_code == 400
     assert r.json()["error"] == "unknown_site" and "999" in r.json()["detail"]
-    hub.stop()  # flushes the rejection counters
+    # counters are flushed with the next batch or after a second without hits
+    wait_for(lambda: len(rows(hub.engine, "SELECT * FROM intake_rejections")) == 1)
     assert scalar(hub.engine, "SELECT count(*) FROM hits") == 0
     assert rows(hub.engine, "SELECT site_id, reason, count FROM intake_rejections") == [
         (999, "unknown_site", 1)
@@ -57,7 +58,7 @@ def test_host_not_allowed_is_rejected_and_wildcards_allow_subdomains(
     assert bad.status_code == 403 and bad.json()["error"] == "host_not_allowed"
     assert track(client, site_id, "https://shop.example.org/x").status_code == 200
     assert track(client, site_id, "https://example.org/").status_code == 200
-    hub.stop()
+    wait_for(lambda: len(rows(hub.engine, "SELECT * FROM intake_rejections")) == 1)
     assert scalar(hub.engine, "SELECT count(*) FROM hits") == 2
     assert scalar(hub.engine, "SELECT count FROM intake_rejections "
                               "WHERE reason = 'host_not_allowed'") == 1

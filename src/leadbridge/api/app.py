@@ -20,7 +20,6 @@ from leadbridge.hub import Hub
 from leadbridge.privacy.retention import apply_retention
 from leadbridge.tracking.http import TrackingEndpoints
 
-
 log = logging.getLogger(__name__)
 
 
@@ -69,7 +68,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
             yield
         finally:
             upkeep.cancel()
-            the_hub.stop()
+            await the_hub.aclose_intake()
 
     app = FastAPI(title="LeadBridge", version=__version__, lifespan=lifespan,
                   description="Website visitors, hits, contacts and scores; the Matomo-compatible "

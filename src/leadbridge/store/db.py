@@ -30,7 +30,9 @@ def make_engine(url: str, *, synchronous: str = "FULL", **kwargs: Any) -> Engine
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        # the group commit runs BEGIN/COMMIT in a worker thread, one user at a time
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               **kwargs)
         _sqlite_pragmas(engine, synchronous)
         return engine
     if parsed.get_backend_name() == "postgresql":

@@ -1,149 +1,202 @@
 """Group commit: requests wait for the commit of the batch that holds their hit.
 
-One writer thread drains everything queued since its last commit, writes it in one
-transaction and then wakes every waiting request at once. An acknowledged hit is on disk;
-durability costs a few milliseconds of latency, not throughput. If a batch fails, its hits are
-retried one by one so a single bad row cannot take its neighbours down with it.
+A flusher task on the event loop takes everything queued since the last commit, writes it in
+one transaction and wakes every waiting request at once. An acknowledged hit is on disk;
+durability costs a few milliseconds of latency, not throughput.
+
+The statements run on the event loop's own thread and only BEGIN and COMMIT (which wait for
+locks and for the disk) go to a worker thread. A separate writer thread would spend most of
+its time waiting to get the GIL back from the busy event loop after each database call.
+
+If a batch fails, its hits are retried one by one so a single bad row cannot take its
+neighbours down with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
+import sys
 import time
-from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
 from leadbridge.errors import StoreError
+from leadbridge.store.durability import WalSync
 from leadbridge.tracking.batch import BatchWriter, PreparedHit
 
 log = logging.getLogger(__name__)
 
-_Waiter = tuple[PreparedHit, asyncio.Future[None], asyncio.AbstractEventLoop]
+# a worker thread finishing a COMMIT waits this long at most for the busy loop's GIL
+SWITCH_INTERVAL = 0.001
+IDLE_FLUSH_SECONDS = 1.0
 
 
 class GroupCommit:
-    def __init__(self, engine: Engine, writer: BatchWriter, max_batch: int = 5000) -> None:
+    def __init__(self, engine: Engine, writer: BatchWriter, max_batch: int = 5000,
+                 *, durable: bool = True) -> None:
         self.engine = engine
+        # SQLite with durability: commit without fsync, then one shared fsync of the WAL
+        self._wal: WalSync | None = None
+        database = engine.url.database
+        if durable and engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self._wal = WalSync(Path(database).resolve())
         self.writer = writer
         self.max_batch = max_batch
-        self._queue: list[_Waiter] = []
-        self._cond = threading.Condition()
+        self._queue: list[tuple[PreparedHit, asyncio.Future[None]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
-        self._rejections: Counter[tuple[int, str]] = Counter()
+        self._pending: set[asyncio.Task[None]] = set()
         self.batches = 0
         self.written = 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="leadbridge-writer", daemon=True)
-        self._thread.start()
+    # -- life cycle (on the event loop) --------------------------------------------------
 
-    def stop(self) -> None:
-        """Write what is queued, then stop the thread."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+    def start(self) -> None:
+        """Start the flusher task on the running event loop."""
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+        self._stopping = False
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def aclose(self) -> None:
+        """Write what is queued, flush the counters, then stop."""
+        self._stopping = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._pending:
+            await asyncio.gather(*self._pending)
+        self.close()
+
+    def close(self) -> None:
+        """Flush the rejection counters and close the connection (no flusher running)."""
+        if self._task is not None and not self._task.done():
+            raise RuntimeError("close() while the flusher runs; use aclose()")
+        self._flush_rejections()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._wal is not None:
+            self._wal.close()
 
     def submit(self, hit: PreparedHit) -> asyncio.Future[None]:
-        """Queue a hit (from the event loop); the future resolves when it is committed."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        with self._cond:
-            if self._stopping:
-                raise StoreError("the hub is shutting down; send the hit again in a moment")
-            self._queue.append((hit, fut, loop))
-            if len(self._queue) == 1:
-                self._cond.notify()
+        """Queue a hit; the future resolves when the batch holding it is committed."""
+        if self._stopping or self._task is None:
+            raise StoreError("the hub is not accepting hits right now; send it again shortly")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((hit, fut))
+        if len(self._queue) == 1 and self._wakeup is not None:
+            self._wakeup.set()
         return fut
 
     def count_rejection(self, site_id: int, reason: str) -> None:
-        with self._cond:
-            self._rejections[(site_id, reason)] += 1
+        self.writer.rejections[(site_id, reason)] += 1
 
     def write_now(self, batch: list[PreparedHit]) -> None:
-        """Write a batch from the calling thread (tools and tests, while the thread is off)."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("write_now is for when the writer thread is not running")
-        self._write(batch)
-
-    # -- the writer thread ----------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait(timeout=1.0)
-                    if not self._queue and self._rejections:
-                        break
-                if self._stopping and not self._queue:
-                    self.writer.rejections.update(self._rejections)
-                    self._rejections.clear()
-                    self._flush_rejections()
-                    if self._conn is not None:
-                        self._conn.close()
-                        self._conn = None
-                    return
-                taken = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
-                self.writer.rejections.update(self._rejections)
-                self._rejections.clear()
-            if not taken:
-                self._flush_rejections()
-                continue
-            results = self._write_batch(taken)
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None],
-                                                            BaseException | None]]] = {}
-            for (_, fut, loop), err in zip(taken, results, strict=True):
-                by_loop.setdefault(loop, []).append((fut, err))
-            for loop, done in by_loop.items():
-                # a closed loop means nobody is waiting any more
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_resolve, done)
-
-    def _write_batch(self, taken: list[_Waiter]) -> list[BaseException | None]:
-        batch = [w[0] for w in taken]
+        """Write a batch synchronously (tools and tests, when no flusher runs)."""
+        if self._task is not None and not self._task.done():
+            raise RuntimeError("write_now is for when the flusher is not running")
+        conn = self._connection()
         try:
-            self._write(batch)
+            trans = conn.begin()
+            self.writer.refresh_if_changed(conn, time.monotonic())
+            self.writer.write(conn, batch, datetime.now(UTC))
+            trans.commit()
+        except Exception:
+            self._discard(conn)
+            raise
+        self.batches += 1
+        self.written += len(batch)
+
+    # -- the flusher ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), IDLE_FLUSH_SECONDS)
+                except TimeoutError:
+                    self._flush_rejections()
+                continue
+            await asyncio.sleep(0)  # let requests that are ready now join this batch
+            taken = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            results = await self._write_batch([hit for hit, _ in taken])
+            if self._wal is None:
+                _settle(taken, results)
+            else:  # the next batch is written while this one's fsync runs
+                task = asyncio.get_running_loop().create_task(self._settle_durable(taken, results))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _settle_durable(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]],
+                              results: list[BaseException | None]) -> None:
+        assert self._wal is not None
+        try:
+            await self._wal.sync()
+        except OSError as exc:
+            log.error("fsync of the write-ahead log failed: %s", exc)
+            failure = StoreError("the hit was written but not confirmed on disk; send it again")
+            results = [err or failure for err in results]
+        _settle(taken, results)
+
+    async def _write_batch(self, batch: list[PreparedHit]) -> list[BaseException | None]:
+        try:
+            await self._write(batch)
             return [None] * len(batch)
         except Exception:
             log.exception("batch of %d hits failed; retrying them one by one", len(batch))
         results: list[BaseException | None] = []
         for hit in batch:
             try:
-                self._write([hit])
+                await self._write([hit])
                 results.append(None)
             except Exception as exc:
                 log.error("hit for site %s not stored: %s", hit.site_id, exc)
                 results.append(StoreError(f"the hit could not be stored: {type(exc).__name__}"))
         return results
 
+    async def _write(self, batch: list[PreparedHit]) -> None:
+        conn = self._connection()
+        try:
+            trans = await asyncio.to_thread(conn.begin)  # may wait for another writer's lock
+            self.writer.refresh_if_changed(conn, time.monotonic())
+            self.writer.write(conn, batch, datetime.now(UTC))
+            if self._wal is not None:
+                trans.commit()  # no fsync here: the caller waits for the shared one
+            else:
+                await asyncio.to_thread(trans.commit)  # waits for the disk, not for the loop
+        except Exception:
+            self._discard(conn)
+            raise
+        self.batches += 1
+        self.written += len(batch)
+
     def _connection(self) -> Connection:
         """The writer's own connection, kept open between batches (reopened after errors)."""
         if self._conn is None or self._conn.closed:
             self._conn = self.engine.connect().execution_options(writer=True)
+            if self._wal is not None:  # outside any transaction, on the driver's connection
+                raw = self._conn.connection.dbapi_connection
+                assert raw is not None
+                raw.execute("PRAGMA synchronous=NORMAL")
         return self._conn
 
-    def _write(self, batch: list[PreparedHit]) -> None:
-        now = datetime.now(UTC)
-        conn = self._connection()
-        try:
-            with conn.begin():
-                self.writer.refresh_if_changed(conn, time.monotonic())
-                self.writer.write(conn, batch, now)
-        except Exception:
-            self.writer.forget()  # ids cached during a rolled-back batch may not exist
-            conn.close()
-            raise
-        self.batches += 1
-        self.written += len(batch)
+    def _discard(self, conn: Connection) -> None:
+        self.writer.forget()  # ids cached during a rolled-back batch may not exist
+        conn.close()
 
     def _flush_rejections(self) -> None:
         if not self.writer.rejections:
@@ -157,12 +210,12 @@ class GroupCommit:
             log.exception("could not store the counts of rejected tracking requests")
 
 
-def _resolve(done: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
-    for fut, err in done:
+def _settle(taken: list[tuple[PreparedHit, asyncio.Future[None]]],
+            results: list[BaseException | None]) -> None:
+    for (_, fut), err in zip(taken, results, strict=True):
         if fut.done():
             continue
         if err is None:
             fut.set_result(None)
         else:
             fut.set_exception(err)
-

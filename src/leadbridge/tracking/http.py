@@ -166,6 +166,8 @@ class TrackingEndpoints:
             except Skipped as skip:
                 skipped += 1
                 self.hub.commit.count_rejection(0, skip.reason)
+            except StoreError as exc:
+                errors.append({"index": index, "error": "store_unavailable", "detail": str(exc)})
         tracked = 0
         for index, fut in waits:
             try:
@@ -250,6 +252,9 @@ class TrackingEndpoints:
                                 "detail": str(exc)})
             except Skipped as skip:
                 results.append({"index": index, "status": "skipped", "reason": skip.reason})
+            except StoreError as exc:
+                results.append({"index": index, "status": "rejected",
+                                "error": "store_unavailable", "detail": str(exc)})
         for index, fut in waits:
             try:
                 await fut

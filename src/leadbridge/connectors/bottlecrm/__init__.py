@@ -1,0 +1,34 @@
+"""BottleCRM (PyPI `django-crm`, MIT): a self-hosted Django REST CRM, and this hub's real peer.
+
+The client speaks its REST API under `/api/` — JWT login, leads, contacts, accounts,
+opportunities and tasks — and sorts every failure into the errors of `errors.py`.
+docs/bottlecrm.md lists what its API does and the quirks the client works around.
+"""
+
+from __future__ import annotations
+
+from leadbridge.connectors.bottlecrm.client import BottleCRMClient, field_errors
+from leadbridge.connectors.bottlecrm.errors import (
+    BottleCRMAuthError,
+    BottleCRMError,
+    BottleCRMNotFoundError,
+    BottleCRMRetriableError,
+    BottleCRMValidationError,
+    error_for_status,
+)
+from leadbridge.connectors.bottlecrm.objects import SHAPES, BottleCRMObject, ObjectShape, Record
+
+__all__ = [
+    "SHAPES",
+    "BottleCRMAuthError",
+    "BottleCRMClient",
+    "BottleCRMError",
+    "BottleCRMNotFoundError",
+    "BottleCRMObject",
+    "BottleCRMRetriableError",
+    "BottleCRMValidationError",
+    "ObjectShape",
+    "Record",
+    "error_for_status",
+    "field_errors",
+]
