@@ -209,10 +209,16 @@ def run_wrk(wrk: str, url: str, seconds: int, conns: int, script: Path | None,
 
 
 def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process and its children (worker processes), in MB."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            total += peak_rss_mb(int(child))
+    return total
 
 
 def count_hits(db_url: str) -> int:
@@ -227,7 +233,8 @@ def count_hits(db_url: str) -> int:
         return int(con.execute("SELECT count(*) FROM hits").fetchone()[0])  # type: ignore[index]
 
 
-def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path) -> dict[str, float]:
+def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path,
+                  workers: int = 1) -> dict[str, float]:
     pg_db = None
     if backend == "sqlite":
         db_url = f"sqlite:///{work / 'bench.db'}"
@@ -264,7 +271,8 @@ def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path) 
     script.write_text(WRK_SCRIPT, encoding="utf-8")
 
     with open(work / "server.log", "w") as log:
-        server = subprocess.Popen([*leadbridge, "serve"], env=env, cwd=work,
+        server = subprocess.Popen([*leadbridge, "serve", "--workers", str(workers)], env=env,
+                                  cwd=work,
                                   stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -314,10 +322,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = ap.parse_args()
     wrk = ensure_wrk()
-    print(f"ingest benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s; one server "
-          f"process; traffic: 90% single GET / 10% bulk POST of 10, 20% bots, ~{2000} companies "
+    print(f"ingest benchmark: wrk -t{THREADS} -c{args.connections} -d{args.seconds}s; "
+          f"{args.workers} server process(es); traffic: 90% single GET / 10% bulk POST of 10, 20% bots, ~{2000} companies "
           f"+ ISPs + hosting, many IPs", flush=True)
     header = (f"{'backend':<11}{'trivial req/s':>14}{'intake req/s':>14}{'hits/s':>10}"
               f"{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'req ratio':>10}{'hit ratio':>10}"
@@ -327,7 +336,8 @@ def main() -> None:
         for backend in args.backends.split(","):
             work = Path(tmp) / backend
             work.mkdir()
-            results[backend] = bench_backend(backend, wrk, args.seconds, args.connections, work)
+            results[backend] = bench_backend(backend, wrk, args.seconds, args.connections, work,
+                                             args.workers)
     print(header)
     for backend, r in results.items():
         print(f"{backend:<11}{r['trivial_rps']:>14,.0f}{r['rps']:>14,.0f}{r['hits_per_s']:>10,.0f}"

@@ -41,7 +41,7 @@ class Hub:
         self.resolvers: ResolverChain = build_chain(settings.identify)
         self.trusted_proxies = [ipaddress.ip_network(p, strict=False)
                                 for p in settings.tracking.trusted_proxies]
-        self._trust_cache: dict[str, bool] = {}
+        self._trust_cache: dict[str, str] = {}
         self._version: str | None = None
         self._checked = 0.0
         self._keys: dict[str, tuple[ApiKey | None, float]] = {}
@@ -106,18 +106,24 @@ class Hub:
         if not self._trusted(peer):
             return peer
         for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-            if not self._trusted(hop):
-                return hop if _is_ip(hop) else peer
+            kind = self._address_kind(hop)
+            if kind != "trusted":
+                return hop if kind == "address" else peer
         return peer
 
     def _trusted(self, address: str) -> bool:
+        return self._address_kind(address) == "trusted"
+
+    def _address_kind(self, address: str) -> str:
+        """'trusted' (a proxy we believe), 'address' (any other IP) or 'invalid'; cached."""
         known = self._trust_cache.get(address)
         if known is None:
             try:
                 addr = ipaddress.ip_address(address)
-                known = any(addr in net for net in self.trusted_proxies)
+                trusted = any(addr in net for net in self.trusted_proxies)
+                known = "trusted" if trusted else "address"
             except ValueError:
-                known = False
+                known = "invalid"
             if len(self._trust_cache) > 100_000:
                 self._trust_cache.clear()
             self._trust_cache[address] = known
@@ -142,10 +148,3 @@ class Hub:
     def now() -> datetime:
         return datetime.now(UTC)
 
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

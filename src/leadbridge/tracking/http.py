@@ -90,7 +90,8 @@ class TrackingEndpoints:
         hub = self.hub
         hub.refresh()
         try:
-            params: dict[str, str] = dict(request.query_params)
+            raw_query = request.scope["query_string"]
+            params: dict[str, str] = _form(raw_query, "query string") if raw_query else {}
             if request.method == "POST":
                 body = await _read_body(request, hub.settings.tracking.max_body_bytes)
                 stripped = body.lstrip()
@@ -311,11 +312,11 @@ class TrackingEndpoints:
         return Response(GIF, media_type="image/gif", headers=_GIF_HEADERS)
 
 
-def _form(body: bytes) -> dict[str, str]:
+def _form(body: bytes, what: str = "request body") -> dict[str, str]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise InputError("request body is not UTF-8") from None
+        raise InputError(f"{what} is not UTF-8") from None
     return dict(parse_qsl(text, keep_blank_values=True))
 
 
