@@ -94,7 +94,7 @@ def get_or_create_contact(conn: Connection, identity: Identity, now: datetime) -
     return int(conn.execute(
         insert(contacts).values(
             email=identity.email, external_id=identity.external_id, name=identity.name,
-            created_at=now, hit_count=0, score_weight=0.0,
+            created_at=now, updated_at=now, hit_count=0, score_weight=0.0,
         ).returning(contacts.c.id)
     ).scalar_one())
 

@@ -156,6 +156,7 @@ contacts = Table(
     Column("hit_count", BigInteger, nullable=False, default=0),
     Column("score_weight", Float, nullable=False, default=0.0),
     _ts("created_at", nullable=False),
+    _ts("updated_at"),
     Index("ix_contacts_score_weight", "score_weight"),
 )
 
@@ -263,4 +264,98 @@ hub_state = Table(
     metadata,
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+
+# -- CRM sync ------------------------------------------------------------------------------
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("kind", String(30), nullable=False),  # bottlecrm, dynamics, salesforce, hubspot
+    Column("settings", JSON, nullable=False),  # non-secret settings (URL, options)
+    Column("secret", Text),  # encrypted credentials (leadbridge.secrets), never clear text
+    Column("key_version", Integer),
+    Column("enabled", Boolean, nullable=False, default=True),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+# hub object <-> CRM object, one row per pair and connection
+object_links = Table(
+    "object_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("hub_object", String(40), nullable=False),
+    Column("hub_id", String(64), nullable=False),
+    Column("remote_object", String(60), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column("values", JSON),  # field values as last agreed by both sides (for change detection)
+    _ts("last_synced_at"),
+    UniqueConstraint("connection_id", "hub_object", "hub_id"),
+    UniqueConstraint("connection_id", "remote_object", "remote_id"),
+)
+
+# hub-side changes waiting to be pushed; read per connection from a cursor, pruned behind
+# the slowest connection
+field_changes = Table(
+    "field_changes",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("hub_object", String(40), nullable=False),
+    Column("hub_id", String(64), nullable=False),
+    Column("field", String(100), nullable=False),
+    Column("value", JSON),
+    Column("origin", String(100)),  # connection name when pulled from a CRM (echo suppression)
+    _ts("changed_at", nullable=False),
+    Index("ix_field_changes_hub_object_hub_id", "hub_object", "hub_id"),
+)
+
+sync_cursors = Table(
+    "sync_cursors",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("stream", String(100), primary_key=True),  # "pull:contact", "push"
+    Column("value", Text, nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("finished_at"),
+    Column("status", String(20), nullable=False),  # running, ok, partial, failed
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("counts", JSON, nullable=False),  # {"push:contact": {"created": 3, ...}, ...}
+    Column("api_calls", Integer, nullable=False, default=0),
+    Column("message", Text),
+)
+
+sync_errors = Table(
+    "sync_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("level", String(10), nullable=False),  # record | job
+    Column("direction", String(10), nullable=False),  # push | pull
+    Column("object", String(60), nullable=False),
+    Column("record_key", String(100), nullable=False),  # hub id (push) or remote id (pull)
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    _ts("next_retry_at"),
+    Column("status", String(12), nullable=False),  # open, dismissed, resolved
+    _ts("first_failed_at", nullable=False),
+    _ts("last_failed_at", nullable=False),
+    UniqueConstraint("connection_id", "direction", "object", "record_key"),
 )

@@ -101,7 +101,8 @@ def _statements(dialect: str) -> _Statements:
                                              last="last_visit_at", stamp=", updated_at = ?"),
                               dialect),
         contact_totals=driver_sql(_TOTALS.format(table="contacts", first="first_seen_at",
-                                                 last="last_seen_at", stamp=""), dialect),
+                                                 last="last_seen_at", stamp=", updated_at = ?"),
+                                  dialect),
         time_on_page=driver_sql("UPDATE hits SET time_on_page = ? WHERE id = ?", dialect),
         browser_seen=driver_sql("UPDATE browser_visitors SET last_seen_at = ? WHERE id = ?",
                                 dialect),
@@ -196,9 +197,10 @@ class BatchWriter:
                 (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
                  to_time(t.last), stamp, k) for k, t in org_totals.items()])
         if contact_totals:
+            stamp = to_time(now)
             conn.exec_driver_sql(sql.contact_totals, [
                 (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-                 to_time(t.last), k) for k, t in contact_totals.items()])
+                 to_time(t.last), stamp, k) for k, t in contact_totals.items()])
         if browser_last:
             conn.exec_driver_sql(sql.browser_seen,
                                  [(to_time(v), k) for k, v in browser_last.items()])
