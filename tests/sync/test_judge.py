@@ -79,3 +79,11 @@ def test_first_sync_of_a_matched_pair_treats_both_as_changed() -> None:
     s = Sides(hub="H", crm="C", agreed=None, linked_before=False)
     assert judge(f(Rule.HUB_WINS), s) == Verdict.PUSH
     assert judge(f(Rule.CRM_WINS), s) == Verdict.PULL
+
+
+def test_first_link_fills_a_blank_side_instead_of_keeping_it_empty() -> None:
+    hub_blank = Sides(hub=None, crm="Ann", agreed=None, linked_before=False)
+    crm_blank = Sides(hub="Ann", crm="", agreed=None, linked_before=False)
+    assert judge(f(Rule.HUB_WINS), hub_blank) == Verdict.PULL
+    assert judge(f(Rule.CRM_WINS), crm_blank) == Verdict.PUSH
+    assert judge(f(Rule.HUB_WINS, Direction.TO_CRM), hub_blank) == Verdict.KEEP

@@ -50,10 +50,11 @@ def judge(mapping: FieldMapping, sides: Sides) -> Verdict:
     if verdict == Verdict.PULL and mapping.direction == Direction.TO_CRM:
         return Verdict.KEEP
     if not mapping.blank_overwrites:
+        # a blank never wipes a value; when a pair is first linked, it is filled instead
         if verdict == Verdict.PUSH and is_blank(sides.hub) and not is_blank(sides.crm):
-            return Verdict.KEEP
+            return Verdict.PULL if not sides.linked_before and mapping.pulls else Verdict.KEEP
         if verdict == Verdict.PULL and is_blank(sides.crm) and not is_blank(sides.hub):
-            return Verdict.KEEP
+            return Verdict.PUSH if not sides.linked_before and mapping.pushes else Verdict.KEEP
     return verdict
 
 

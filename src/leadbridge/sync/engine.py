@@ -1,0 +1,439 @@
+"""One sync cycle of one connection: pull each mapped object, then push it, in the order of
+the mapping manual (an account before its contacts).
+
+Pull reads the CRM's changes a page at a time; each page's hub writes, links and cursor are
+committed together. A CRM record without a link is matched to a hub record by the match keys
+(lowest hub id wins), so records that already exist on both sides are paired, not doubled.
+Push sends hub changes (hub value differs from the value both sides last agreed on); a create
+is first written as a pending link, so a crash between the CRM's answer and our commit is
+resolved on the next run by looking the record up instead of creating it again. Values pulled
+from the CRM become the agreed values, so they are never pushed back (echo suppression).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, insert, update
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from leadbridge.config import Settings
+from leadbridge.connectors.base import (
+    Connector,
+    ConnectorError,
+    ItemResult,
+    ObjectSpec,
+    Operation,
+    OrderItem,
+    Outcome,
+    RemoteRecord,
+    ReportRequest,
+)
+from leadbridge.scoring.ruleset import load_decay
+from leadbridge.store.tables import sync_runs
+from leadbridge.sync import cursors, errorqueue, links
+from leadbridge.sync.hubobjects import HubObjects, HubRecord, WebsiteVisitorObjects, hub_objects
+from leadbridge.sync.judge import Sides, Verdict, is_blank, judge
+from leadbridge.sync.mapping import MappingManual, ObjectMapping
+
+T = TypeVar("T")
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChange:
+    direction: str  # push | pull
+    object: str
+    operation: str  # create, update, delete, link
+    key: str  # hub id (push) or remote id (pull)
+    why: str
+
+
+@dataclass
+class CycleReport:
+    run_id: int | None
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    plan: list[PlannedChange] = field(default_factory=list)
+    api_calls: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def count(self, stream: str, outcome: str, n: int = 1) -> None:
+        self.counts.setdefault(stream, Counter())[outcome] += n
+
+    @property
+    def status(self) -> str:
+        if not self.failures:
+            failed = sum(c["failed"] + c["retry_later"] for c in self.counts.values())
+            return "partial" if failed else "ok"
+        return "failed"
+
+
+class SyncEngine:
+    def __init__(self, db: Engine, settings: Settings, connection_id: int, connector: Connector,
+                 manual: MappingManual, *, dry_run: bool = False, max_attempts: int = 5,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.db = db
+        self.settings = settings
+        self.connection_id = connection_id
+        self.connector = connector
+        self.manual = manual
+        self.dry_run = dry_run
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+        self.clock = clock
+
+    # -- the cycle -----------------------------------------------------------------------
+
+    def run(self) -> CycleReport:
+        start = self.clock()
+        calls_before = self.connector.calls
+        report = CycleReport(run_id=None if self.dry_run else self._open_run(start))
+        with self.db.connect() as conn:
+            decay = load_decay(conn, self.settings.scoring)
+        for mapping in self.manual.objects:
+            hub = hub_objects(mapping.hub, self.settings, decay, start)
+            spec = self.connector.objects.get(mapping.crm)
+            if spec is None:
+                report.failures.append(f"{mapping.crm}: the connector has no such object")
+                continue
+            try:
+                self._resolve_pending(mapping, spec, report)  # a crash's loose ends first
+                self._pull(mapping, spec, hub, start, report)
+                self._push(mapping, spec, hub, start, report)
+            except ConnectorError as exc:
+                report.failures.append(f"{mapping.hub} <-> {mapping.crm}: {exc}")
+                if not self.dry_run:
+                    with self.db.begin() as conn:
+                        errorqueue.record(conn, self.connection_id, level="job",
+                                          direction="cycle", object=mapping.crm,
+                                          record_key="*", reason=str(exc), now=start,
+                                          retriable=exc.retriable, retry_after=exc.retry_after)
+        report.api_calls = self.connector.calls - calls_before
+        if report.run_id is not None:
+            self._close_run(report)
+        return report
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call the connector, backing off on retriable errors (honouring Retry-After)."""
+
+        def wait(state: Any) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            base: float = wait_exponential_jitter(initial=1, max=60)(state)
+            after = getattr(exc, "retry_after", None)
+            return max(base, float(after)) if after else base
+
+        for attempt in Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.retriable),
+            stop=stop_after_attempt(self.max_attempts), wait=wait, sleep=self.sleep,
+            reraise=True,
+        ):
+            with attempt:
+                return fn(*args)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- pull: CRM -> hub ------------------------------------------------------------------
+
+    def _pull(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects, start: datetime,
+              report: CycleReport) -> None:
+        stream = f"pull:{m.crm}"
+        with self.db.connect() as conn:
+            cursor = cursors.load(conn, self.connection_id, stream)
+        crm_fields = tuple(f.crm for f in m.fields)
+        while True:
+            page = self._call(self.connector.report, ReportRequest(
+                m.crm, cursor, start, PAGE_SIZE, crm_fields))
+            with self.db.begin() as conn:
+                for record in page.records:
+                    self._pull_record(conn, m, hub, record, start, report)
+                if not self.dry_run:
+                    cursors.save(conn, self.connection_id, stream, page.cursor, start)
+                if self.dry_run:
+                    conn.rollback()
+            cursor = page.cursor
+            if not page.more:
+                return
+
+    def _pull_record(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
+                     record: RemoteRecord, now: datetime, report: CycleReport) -> None:
+        stream = f"pull:{m.crm}"
+        link = links.by_remote(conn, self.connection_id, m.crm, [record.id]).get(record.id)
+        if record.deleted:
+            if link is not None:
+                self._note(report, "pull", m.crm, "unlink", record.id, "deleted in the CRM")
+                if not self.dry_run:
+                    links.remove(conn, link.id)
+                report.count(stream, "unlinked")
+            return
+        linked_before = link is not None
+        if link is None:
+            hub_id, ambiguous = self._match(conn, m, hub, record)
+            if ambiguous:  # its twin in the hub is linked to another CRM record already
+                report.count(stream, "duplicate_in_crm")
+                return
+            if hub_id is None:
+                if not m.create_in_hub:
+                    report.count(stream, "unmatched")
+                    return
+                values = {f.hub: record.fields.get(f.crm) for f in m.fields if f.pulls}
+                self._note(report, "pull", m.crm, "create", record.id, "new in the CRM")
+                hub_id = hub.create(conn, values)
+                report.count(stream, "created")
+            link = links.Link(0, m.hub, hub_id, m.crm, record.id, {})
+            self._note(report, "pull", m.crm, "link", record.id, f"matches hub {hub_id}")
+        current = hub.read(conn, [link.hub_id]).get(link.hub_id)
+        if current is None:  # the hub record is gone: forget the pair
+            if linked_before and not self.dry_run:
+                links.remove(conn, link.id)
+            return
+        agreed = dict(link.values)
+        to_hub: dict[str, Any] = {}
+        for f in m.fields:
+            crm_value = record.fields.get(f.crm)
+            hub_value = current.values.get(f.hub)
+            verdict = judge(f, Sides(hub_value, crm_value, agreed.get(f.crm), current.updated_at,
+                                     record.field_times.get(f.crm) or record.modified_at,
+                                     linked_before))
+            if verdict == Verdict.PULL and f.hub in hub.writable:
+                to_hub[f.hub] = crm_value
+                agreed[f.crm] = crm_value
+            elif verdict == Verdict.KEEP and hub_value == crm_value:
+                agreed[f.crm] = crm_value
+            elif not linked_before and verdict != Verdict.PULL:
+                agreed.setdefault(f.crm, crm_value)  # the CRM's value as found; push decides
+        if to_hub:
+            self._note(report, "pull", m.crm, "update", record.id,
+                       f"hub {link.hub_id} takes {sorted(to_hub)}")
+            report.count(stream, "updated")
+        if self.dry_run:
+            return
+        hub.write(conn, link.hub_id, to_hub)
+        if isinstance(hub, WebsiteVisitorObjects):
+            hub.set_account(conn, link.hub_id, record.id)
+        if linked_before:
+            links.settle(conn, link.id, record.id, agreed, now)
+        else:
+            links.add(conn, self.connection_id, m.hub, link.hub_id, m.crm, record.id, agreed,
+                      now)
+            report.count(stream, "linked")
+
+    def _match(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
+               record: RemoteRecord) -> tuple[str | None, bool]:
+        """The unlinked hub record with the same match-key values (lowest id), if any; and
+        whether matching records exist but are all linked to other CRM records."""
+        match = {key: record.fields.get(m.crm_field(key)) for key in m.match}
+        if not match or any(is_blank(v) for v in match.values()):
+            return None, False
+        candidates = hub.find(conn, match)
+        taken = links.by_hub(conn, self.connection_id, m.hub, candidates)
+        free = next((c for c in candidates if c not in taken), None)
+        return free, free is None and bool(candidates)
+
+    # -- push: hub -> CRM ------------------------------------------------------------------
+
+    def _push(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects, start: datetime,
+              report: CycleReport) -> None:
+        stream = f"push:{m.hub}"
+        with self.db.connect() as conn:
+            raw = cursors.load(conn, self.connection_id, stream)
+            since = datetime.fromisoformat(raw) if raw else None
+            due = set(errorqueue.due(conn, self.connection_id, "push", m.hub, start))
+            held = errorqueue.waiting(conn, self.connection_id, "push", m.hub) - due
+        for chunk in self._candidates(hub, since, due):
+            self._push_chunk(m, spec, hub, [r for r in chunk if r.id not in held], start, report)
+        if not self.dry_run and not report.failures:
+            with self.db.begin() as conn:
+                cursors.save(conn, self.connection_id, stream, start.isoformat(), start)
+
+    def _candidates(self, hub: HubObjects, since: datetime | None,
+                    due: set[str]) -> Iterator[list[HubRecord]]:
+        with self.db.connect() as conn:
+            chunk: list[HubRecord] = []
+            seen: set[str] = set()
+            for record in hub.scan(conn, since):
+                seen.add(record.id)
+                chunk.append(record)
+                if len(chunk) >= PAGE_SIZE:
+                    yield chunk
+                    chunk = []
+            retry = [i for i in due if i not in seen]
+            chunk.extend(hub.read(conn, retry).values())
+            if chunk:
+                yield chunk
+
+    def _push_chunk(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects,
+                    records: Sequence[HubRecord], now: datetime, report: CycleReport) -> None:
+        stream = f"push:{m.hub}"
+        with self.db.connect() as conn:
+            known = links.by_hub(conn, self.connection_id, m.hub, [r.id for r in records])
+        creates: list[tuple[HubRecord, dict[str, Any]]] = []
+        updates: list[tuple[links.Link, dict[str, Any], dict[str, Any]]] = []
+        claimed: dict[tuple[Any, ...], str] = {}
+        for record in records:
+            link = known.get(record.id)
+            if link is not None and link.pending:
+                continue
+            if link is None:
+                if not m.create_in_crm:
+                    continue
+                values = {f.crm: record.values.get(f.hub) for f in m.fields
+                          if f.pushes and not is_blank(record.values.get(f.hub))}
+                key = tuple(str(record.values.get(k) or "").lower() for k in m.match)
+                if m.match and key in claimed:  # the same person twice in one batch
+                    self._fail(report, stream, m.hub, record.id, now, retriable=False,
+                               reason=f"same {', '.join(m.match)} as hub record "
+                                      f"{claimed[key]}; merge them")
+                    continue
+                claimed[key] = record.id
+                missing = [f for f in spec.required if is_blank(values.get(f))
+                           and f not in m.constants]
+                if missing:
+                    self._fail(report, stream, m.hub, record.id, now, retriable=False,
+                               reason=f"{spec.name} needs {', '.join(missing)}")
+                    continue
+                creates.append((record, {**m.constants, **values}))
+                self._note(report, "push", m.hub, "create", record.id, "not in the CRM yet")
+                continue
+            changed: dict[str, Any] = {}
+            for f in m.fields:
+                value = record.values.get(f.hub)
+                agreed = link.values.get(f.crm)
+                verdict = judge(f, Sides(value, agreed, agreed, record.updated_at, None, True))
+                if verdict == Verdict.PUSH:
+                    changed[f.crm] = value
+            if changed:
+                updates.append((link, changed, {**link.values, **changed}))
+                self._note(report, "push", m.hub, "update", record.id,
+                           f"hub changed {sorted(changed)}")
+        if self.dry_run:
+            report.count(stream, "planned_create", len(creates))
+            report.count(stream, "planned_update", len(updates))
+            return
+        self._send_creates(m, spec, hub, creates, now, report)
+        self._send_updates(m, spec, updates, now, report)
+
+    def _send_creates(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects,
+                      creates: list[tuple[HubRecord, dict[str, Any]]], now: datetime,
+                      report: CycleReport) -> None:
+        stream = f"push:{m.hub}"
+        for start in range(0, len(creates), spec.batch_size):
+            batch = creates[start : start + spec.batch_size]
+            with self.db.begin() as conn:  # intents first: a crash cannot cause a duplicate
+                for record, values in batch:
+                    links.add(conn, self.connection_id, m.hub, record.id, m.crm,
+                              links.PENDING + record.id, values, None)
+            order = [OrderItem(record.id, m.crm, Operation.CREATE, None, values)
+                     for record, values in batch]
+            results = self._apply(order)
+            with self.db.begin() as conn:
+                pending = links.by_hub(conn, self.connection_id, m.hub, [r.id for r, _ in batch])
+                done: list[str] = []
+                for (record, values), result in zip(batch, results, strict=True):
+                    link = pending[record.id]
+                    if result.outcome == Outcome.CREATED and result.remote_id:
+                        links.settle(conn, link.id, result.remote_id, values, now)
+                        if isinstance(hub, WebsiteVisitorObjects):
+                            hub.set_account(conn, record.id, result.remote_id)
+                        done.append(record.id)
+                        report.count(stream, "created")
+                    else:
+                        links.remove(conn, link.id)
+                        self._record_failure(conn, report, stream, m.hub, record.id, result, now)
+                errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
+
+    def _send_updates(self, m: ObjectMapping, spec: ObjectSpec,
+                      updates: list[tuple[links.Link, dict[str, Any], dict[str, Any]]],
+                      now: datetime, report: CycleReport) -> None:
+        stream = f"push:{m.hub}"
+        for start in range(0, len(updates), spec.batch_size):
+            batch = updates[start : start + spec.batch_size]
+            order = [OrderItem(link.hub_id, m.crm, Operation.UPDATE, link.remote_id, changed)
+                     for link, changed, _ in batch]
+            results = self._apply(order)
+            with self.db.begin() as conn:
+                done: list[str] = []
+                for (link, _, agreed), result in zip(batch, results, strict=True):
+                    if result.outcome == Outcome.UPDATED:
+                        links.settle(conn, link.id, link.remote_id, agreed, now)
+                        done.append(link.hub_id)
+                        report.count(stream, "updated")
+                    elif result.outcome == Outcome.REMAPPED and result.remote_id:
+                        links.remove(conn, link.id)
+                        report.count(stream, "remapped")
+                    elif result.outcome == Outcome.NOT_FOUND:
+                        links.remove(conn, link.id)  # re-created next cycle if still wanted
+                        report.count(stream, "not_found")
+                    else:
+                        self._record_failure(conn, report, stream, m.hub, link.hub_id, result,
+                                             now)
+                errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
+
+    def _apply(self, order: list[OrderItem]) -> list[ItemResult]:
+        results = self._call(self.connector.apply, order)
+        if [r.ref for r in results] != [o.ref for o in order]:
+            raise ConnectorError("the connector answered a different set of records than it "
+                                 "was sent; nothing from this batch is trusted")
+        return results
+
+    def _resolve_pending(self, m: ObjectMapping, spec: ObjectSpec, report: CycleReport) -> None:
+        """Creates whose answer was never recorded: adopt the CRM record if it exists."""
+        with self.db.connect() as conn:
+            waiting = links.pending(conn, self.connection_id, m.hub)
+        for link in waiting:
+            match = {m.crm_field(k): link.values.get(m.crm_field(k)) for k in m.match}
+            found = self._call(self.connector.find, m.crm, match) if match else []
+            if self.dry_run:
+                continue
+            with self.db.begin() as conn:
+                if found:
+                    chosen = min(found, key=lambda r: (len(r.id), r.id))
+                    links.settle(conn, link.id, chosen.id, link.values, self.clock())
+                    report.count(f"push:{m.hub}", "recovered")
+                else:
+                    links.remove(conn, link.id)  # never reached the CRM: create again
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _record_failure(self, conn: Connection, report: CycleReport, stream: str,
+                        hub_object: str, key: str, result: ItemResult, now: datetime) -> None:
+        retriable = result.outcome == Outcome.RETRY_LATER
+        report.count(stream, "retry_later" if retriable else "failed")
+        errorqueue.record(conn, self.connection_id, level="record", direction="push",
+                          object=hub_object, record_key=key, now=now, retriable=retriable,
+                          reason=result.reason or result.outcome.value,
+                          retry_after=result.retry_after)
+
+    def _fail(self, report: CycleReport, stream: str, hub_object: str, key: str,
+              now: datetime, *, retriable: bool, reason: str) -> None:
+        report.count(stream, "failed")
+        self._note(report, "push", hub_object, "skip", key, reason)
+        if self.dry_run:
+            return
+        with self.db.begin() as conn:
+            errorqueue.record(conn, self.connection_id, level="record", direction="push",
+                              object=hub_object, record_key=key, now=now, retriable=retriable,
+                              reason=reason)
+
+    def _note(self, report: CycleReport, direction: str, obj: str, op: str, key: str,
+              why: str) -> None:
+        if self.dry_run:
+            report.plan.append(PlannedChange(direction, obj, op, key, why))
+
+    def _open_run(self, start: datetime) -> int:
+        with self.db.begin() as conn:
+            return int(conn.execute(insert(sync_runs).values(
+                connection_id=self.connection_id, started_at=start, status="running",
+                dry_run=False, counts={}, api_calls=0).returning(sync_runs.c.id)).scalar_one())
+
+    def _close_run(self, report: CycleReport) -> None:
+        with self.db.begin() as conn:
+            conn.execute(update(sync_runs).where(sync_runs.c.id == report.run_id).values(
+                finished_at=self.clock(), status=report.status, api_calls=report.api_calls,
+                counts={k: dict(v) for k, v in report.counts.items()},
+                message="; ".join(report.failures) or None))
+

@@ -1,0 +1,140 @@
+"""The hub's side of a sync: read, find, create and write contacts and Website Visitors as
+plain field dictionaries. Computed fields (score, band, last visit, permalink) are read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select, update
+
+from leadbridge.config import Settings
+from leadbridge.identify.organisations import is_website_visitor
+from leadbridge.scoring.decay import Decay, band_for
+from leadbridge.store.tables import contacts, organisations
+
+
+@dataclass(frozen=True, slots=True)
+class HubRecord:
+    id: str
+    values: dict[str, Any]
+    updated_at: datetime | None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HubObjects:
+    """One hub object type; subclasses name the table and the fields."""
+
+    name: str
+    table: Table
+    writable: tuple[str, ...]
+    computed: tuple[str, ...]
+
+    def __init__(self, settings: Settings, decay: Decay, now: datetime) -> None:
+        self.settings = settings
+        self.decay = decay
+        self.now = now
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.writable + self.computed
+
+    def _where(self) -> Any:
+        return True
+
+    def _values(self, row: Any) -> dict[str, Any]:
+        values = {f: getattr(row, f) for f in self.writable}
+        score = self.decay.current(row.score_weight, self.now)
+        values["score"] = round(score)
+        values["band"] = band_for(score, self.settings.scoring.bands)
+        return values
+
+    def read(self, conn: Connection, ids: Sequence[str]) -> dict[str, HubRecord]:
+        found: dict[str, HubRecord] = {}
+        for start in range(0, len(ids), 500):
+            chunk = [int(i) for i in ids[start : start + 500]]
+            for row in conn.execute(select(self.table).where(self.table.c.id.in_(chunk))):
+                found[str(row.id)] = HubRecord(str(row.id), self._values(row), row.updated_at)
+        return found
+
+    def scan(self, conn: Connection, since: datetime | None) -> Iterator[HubRecord]:
+        """Records changed since `since` (all when None), in id order, streamed."""
+        query = select(self.table).where(self._where()).order_by(self.table.c.id)
+        if since is not None:
+            query = query.where(self.table.c.updated_at >= since)
+        for row in conn.execution_options(yield_per=2000).execute(query):
+            yield HubRecord(str(row.id), self._values(row), row.updated_at)
+
+    def find(self, conn: Connection, match: Mapping[str, Any]) -> list[str]:
+        """Ids whose fields equal `match` (case-insensitive for text), lowest id first."""
+        query = select(self.table.c.id).where(self._where()).order_by(self.table.c.id)
+        for field_name, value in match.items():
+            column = self.table.c[field_name]
+            if isinstance(value, str):
+                query = query.where(column.ilike(value.replace("%", r"\%").replace("_", r"\_"),
+                                                 escape="\\"))
+            else:
+                query = query.where(column == value)
+        return [str(i) for i in conn.execute(query).scalars()]
+
+    def write(self, conn: Connection, record_id: str, values: Mapping[str, Any]) -> None:
+        clean = {k: v for k, v in values.items() if k in self.writable}
+        if clean:
+            conn.execute(update(self.table).where(self.table.c.id == int(record_id))
+                         .values(**clean, updated_at=self.now))
+
+    def create(self, conn: Connection, values: Mapping[str, Any]) -> str:
+        raise NotImplementedError(f"{self.name} records are not created from a CRM")
+
+
+class ContactObjects(HubObjects):
+    name = "contact"
+    table = contacts
+    writable = ("email", "name", "external_id")
+    computed = ("score", "band", "last_visit")
+
+    def _values(self, row: Any) -> dict[str, Any]:
+        values = super()._values(row)
+        values["last_visit"] = _iso(row.last_seen_at)
+        return values
+
+    def create(self, conn: Connection, values: Mapping[str, Any]) -> str:
+        clean = {k: v for k, v in values.items() if k in self.writable}
+        new_id = conn.execute(insert(contacts).values(
+            **clean, created_at=self.now, updated_at=self.now, hit_count=0, score_weight=0.0,
+        ).returning(contacts.c.id)).scalar_one()
+        return str(new_id)
+
+
+class WebsiteVisitorObjects(HubObjects):
+    name = "website_visitor"
+    table = organisations
+    writable = ("name", "domain", "phone", "website", "address", "industry", "employees",
+                "owner")
+    computed = ("score", "band", "last_visit", "permalink")
+
+    def _where(self) -> Any:
+        return is_website_visitor()
+
+    def _values(self, row: Any) -> dict[str, Any]:
+        values = super()._values(row)
+        values["last_visit"] = _iso(row.last_visit_at)
+        values["permalink"] = f"{self.settings.public_url}/p/{row.permalink_token}"
+        return values
+
+    def set_account(self, conn: Connection, record_id: str, account_id: str | None) -> None:
+        """Remember the associated CRM account on the Website Visitor."""
+        conn.execute(update(organisations).where(organisations.c.id == int(record_id))
+                     .values(crm_account_id=account_id))
+
+
+def hub_objects(name: str, settings: Settings, decay: Decay, now: datetime) -> HubObjects:
+    kinds: dict[str, type[HubObjects]] = {"contact": ContactObjects,
+                                          "website_visitor": WebsiteVisitorObjects}
+    return kinds[name](settings, decay, now)

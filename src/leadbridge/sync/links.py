@@ -1,0 +1,88 @@
+"""Object links: which CRM record a hub record is, per connection, with the values both sides
+last agreed on. A link whose remote id starts with `pending:` is an intent: a create was sent
+and its answer not yet recorded (a crash in between leaves it for the next run to resolve)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from leadbridge.store.tables import object_links
+
+PENDING = "pending:"
+
+
+@dataclass(slots=True)
+class Link:
+    id: int
+    hub_object: str
+    hub_id: str
+    remote_object: str
+    remote_id: str
+    values: dict[str, Any]
+
+    @property
+    def pending(self) -> bool:
+        return self.remote_id.startswith(PENDING)
+
+
+def _link(row: Any) -> Link:
+    return Link(row.id, row.hub_object, row.hub_id, row.remote_object, row.remote_id,
+                dict(row.values or {}))
+
+
+def by_hub(conn: Connection, connection_id: int, hub_object: str,
+           hub_ids: Iterable[str]) -> dict[str, Link]:
+    ids = list(hub_ids)
+    found: dict[str, Link] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(object_links).where(
+            object_links.c.connection_id == connection_id,
+            object_links.c.hub_object == hub_object,
+            object_links.c.hub_id.in_(ids[start : start + 500])))
+        found.update({r.hub_id: _link(r) for r in rows})
+    return found
+
+
+def by_remote(conn: Connection, connection_id: int, remote_object: str,
+              remote_ids: Iterable[str]) -> dict[str, Link]:
+    ids = list(remote_ids)
+    found: dict[str, Link] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(object_links).where(
+            object_links.c.connection_id == connection_id,
+            object_links.c.remote_object == remote_object,
+            object_links.c.remote_id.in_(ids[start : start + 500])))
+        found.update({r.remote_id: _link(r) for r in rows})
+    return found
+
+
+def pending(conn: Connection, connection_id: int, hub_object: str) -> list[Link]:
+    rows = conn.execute(select(object_links).where(
+        object_links.c.connection_id == connection_id,
+        object_links.c.hub_object == hub_object,
+        object_links.c.remote_id.like(PENDING + "%")))
+    return [_link(r) for r in rows]
+
+
+def add(conn: Connection, connection_id: int, hub_object: str, hub_id: str,
+        remote_object: str, remote_id: str, values: Mapping[str, Any],
+        now: datetime | None) -> None:
+    conn.execute(insert(object_links).values(
+        connection_id=connection_id, hub_object=hub_object, hub_id=hub_id,
+        remote_object=remote_object, remote_id=remote_id, values=dict(values),
+        last_synced_at=now))
+
+
+def settle(conn: Connection, link_id: int, remote_id: str, values: Mapping[str, Any],
+           now: datetime) -> None:
+    conn.execute(update(object_links).where(object_links.c.id == link_id)
+                 .values(remote_id=remote_id, values=dict(values), last_synced_at=now))
+
+
+def remove(conn: Connection, link_id: int) -> None:
+    conn.execute(delete(object_links).where(object_links.c.id == link_id))
