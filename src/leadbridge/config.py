@@ -89,6 +89,13 @@ class IdentifySettings(BaseModel):
     cache_size: int = Field(default=200_000, ge=0)
 
 
+class SyncSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    interval_minutes: float = Field(default=5.0, gt=0)
+    # mapping manuals by connection name; a connection without one uses its connector's default
+    mappings: dict[str, Any] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADBRIDGE_", env_nested_delimiter="__", extra="forbid"
@@ -104,6 +111,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     identify: IdentifySettings = Field(default_factory=IdentifySettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
     @model_validator(mode="after")
     def _public_url(self) -> Settings:

@@ -18,6 +18,7 @@ from leadbridge.config import Settings
 from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.hub import Hub
 from leadbridge.privacy.retention import apply_retention
+from leadbridge.sync.scheduler import SyncScheduler
 from leadbridge.tracking.http import TrackingEndpoints
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,14 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_hub.start()
         upkeep = asyncio.create_task(_daily_upkeep(the_hub))
+        scheduler = SyncScheduler(the_hub.engine, the_hub.settings)
+        the_hub.commit.writer.on_new_organisations = scheduler.nudge
+        cycles = asyncio.create_task(scheduler.run())
         try:
             yield
         finally:
             upkeep.cancel()
+            cycles.cancel()
             await the_hub.aclose_intake()
 
     app = FastAPI(title="LeadBridge", version=__version__, lifespan=lifespan,

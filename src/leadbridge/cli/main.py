@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from leadbridge.cli import apikeys, contacts, db, organisations, privacy, scoring, serve, sites
+from leadbridge.cli import (
+    apikeys,
+    connections,
+    contacts,
+    db,
+    organisations,
+    privacy,
+    scoring,
+    serve,
+    sites,
+    sync,
+)
 
 app = typer.Typer(help="LeadBridge: website visitors, scores and CRM sync.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -14,6 +25,9 @@ app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(organisations.app, name="organisations")
 app.add_typer(scoring.app, name="scoring")
 app.add_typer(contacts.app, name="contacts")
+app.add_typer(connections.app, name="connections")
+app.add_typer(connections.secrets_app, name="secrets")
 app.command("serve")(serve.serve)
+app.command("sync")(sync.sync)
 app.command("erase")(privacy.erase)
 app.command("retention")(privacy.retention)

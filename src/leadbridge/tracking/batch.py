@@ -11,6 +11,7 @@ than writing it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -122,6 +123,7 @@ class BatchWriter:
     orgs: dict[str, tuple[int, bool]] = field(default_factory=dict)  # key -> (id, scored)
     last_hit: dict[int, tuple[Any, datetime]] = field(default_factory=dict)
     rejections: Counter[tuple[int, str]] = field(default_factory=Counter)
+    on_new_organisations: Callable[[], None] | None = None  # e.g. a sync cycle soon
     _seen_version: str | None = None
     _version_checked: float = 0.0
 
@@ -256,6 +258,8 @@ class BatchWriter:
         missing = [m for k, m in matches.items() if k not in self.orgs]
         if missing:
             ids = ensure_organisations(conn, missing, now)
+            if self.on_new_organisations is not None:
+                self.on_new_organisations()
             blocked = {r.id: r.blocked for r in conn.execute(
                 select(organisations.c.id, organisations.c.blocked)
                 .where(organisations.c.id.in_(set(ids.values())))

@@ -1,0 +1,51 @@
+"""One cycle per connection at a time, across processes and machines.
+
+PostgreSQL: a session advisory lock held for the cycle. SQLite (one machine): a lease row in
+`hub_state` taken with a compare-and-set, with an expiry so a crashed process cannot hold it
+for ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, select, text
+
+from leadbridge.store.state import set_state
+from leadbridge.store.tables import hub_state
+
+LEASE = timedelta(hours=1)
+_ADVISORY_NAMESPACE = 0x4C42  # "LB"
+
+
+@contextmanager
+def connection_lock(db: Engine, connection_id: int) -> Iterator[bool]:
+    """Yield True if this process holds the connection's cycle lock, False if another does."""
+    if db.dialect.name == "postgresql":
+        with db.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"),
+                                    {"ns": _ADVISORY_NAMESPACE, "id": connection_id}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"),
+                                 {"ns": _ADVISORY_NAMESPACE, "id": connection_id})
+                    conn.commit()
+        return
+    key = f"sync_lock:{connection_id}"
+    now = datetime.now(UTC)
+    with db.connect().execution_options(writer=True) as conn, conn.begin():
+        held = conn.execute(select(hub_state.c.value).where(hub_state.c.key == key)).scalar()
+        got = held is None or datetime.fromisoformat(held) < now
+        if got:
+            set_state(conn, key, (now + LEASE).isoformat())
+    try:
+        yield got
+    finally:
+        if got:
+            with db.begin() as conn:
+                conn.execute(delete(hub_state).where(hub_state.c.key == key))
