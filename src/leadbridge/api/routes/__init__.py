@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 def include_routes(app: FastAPI) -> None:
     from leadbridge.api.routes import (
+        connections,
         contacts,
         hits,
         organisations,
@@ -22,4 +23,5 @@ def include_routes(app: FastAPI) -> None:
     app.include_router(contacts.router)
     app.include_router(organisations.router)
     app.include_router(scoring.router)
+    app.include_router(connections.router)
     app.include_router(permalink.router)

@@ -67,6 +67,7 @@ class BottleCRMClient:
         self._token = token
         self.page_size = page_size
         self.logins = 0
+        self.requests = 0  # HTTP requests sent (logins included), for budgets and run logs
         self._http = httpx.Client(
             base_url=self.base_url + "/api/",
             timeout=timeout,
@@ -146,6 +147,7 @@ class BottleCRMClient:
         authenticated: bool = True,
     ) -> httpx.Response:
         headers = {"Authorization": f"JWT {self._token}"} if authenticated and self._token else {}
+        self.requests += 1
         try:
             return self._http.request(method, path, params=params, json=json_body,
                                       headers=headers)

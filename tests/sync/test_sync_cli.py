@@ -1,0 +1,104 @@
+"""`leadbridge sync` and `leadbridge sync errors`, in-process, on both databases."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from sqlalchemy import Engine, insert
+from typer.testing import CliRunner
+
+from leadbridge import connections as registry
+from leadbridge.cli import app
+from leadbridge.config import load_settings
+from leadbridge.keyring import load_keyring
+from leadbridge.store.tables import contacts
+from support import scalar
+from tinycrm import TinyCRM
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+def crm(monkeypatch: pytest.MonkeyPatch) -> Iterator[TinyCRM]:
+    tiny = TinyCRM()
+    monkeypatch.setitem(registry._FACTORIES, "memory", lambda settings, credentials: tiny)
+    yield tiny
+
+
+@pytest.fixture
+def run(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key in list(os.environ):
+        if key.startswith("LEADBRIDGE_"):
+            monkeypatch.delenv(key)
+    env = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
+           "LEADBRIDGE_SECRET_KEY": "sync-cli-secret", "LEADBRIDGE_CONFIG": None}
+    monkeypatch.chdir(tmp_path)
+    cfg = load_settings(tmp_path / "absent.toml", database_url=db_url,
+                        data_dir=str(tmp_path / "var"), secret_key="sync-cli-secret")
+    with engine.begin() as conn:
+        registry.add_connection(conn, load_keyring(cfg), "tiny", "memory", {}, {})
+        conn.execute(insert(contacts).values(email="ann@example.com", name="Ann",
+                                             created_at=NOW, updated_at=NOW, hit_count=0,
+                                             score_weight=0.0))
+
+    def invoke(*args: str) -> Result:
+        monkeypatch.chdir(tmp_path)
+        return CliRunner().invoke(app, list(args), env=env)
+
+    return invoke
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(run: Any, crm: TinyCRM,
+                                                    engine: Engine) -> None:
+    result = run("sync", "tiny", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "plan" in result.output and "create" in result.output
+    assert crm.records["contacts"] == {}
+    assert scalar(engine, "SELECT count(*) FROM object_links") == 0
+
+
+def test_sync_creates_then_reports_nothing_to_do(run: Any, crm: TinyCRM, engine: Engine) -> None:
+    result = run("sync", "tiny")
+    assert result.exit_code == 0, result.output
+    assert "1 created" in result.output
+    assert [r["email"] for r in crm.records["contacts"].values()] == ["ann@example.com"]
+    again = run("sync")  # every enabled connection
+    assert again.exit_code == 0 and "created" not in again.output
+
+
+def test_error_queue_lists_retries_and_dismisses(run: Any, crm: TinyCRM, engine: Engine) -> None:
+    crm.refuse.add(str(scalar(engine, "SELECT id FROM contacts")))
+    failed = run("sync", "tiny")
+    assert failed.exit_code == 1 and "1 failed" in failed.output
+    listing = run("sync", "errors")
+    assert listing.exit_code == 0 and "email: invalid" in listing.output
+    error_id = listing.output.split()[0]
+    assert run("sync", "errors", "--retry", error_id).exit_code == 0
+    assert run("sync", "errors", "--dismiss", error_id).exit_code == 0
+    assert "no sync errors" in run("sync", "errors").output
+    assert error_id in run("sync", "errors", "--all").output
+
+
+def test_bad_sync_arguments_name_the_problem(run: Any, crm: TinyCRM) -> None:
+    unknown = run("sync", "nope")
+    assert unknown.exit_code == 3 and "nope" in unknown.output
+    misplaced = run("sync", "tiny", "--retry", "1")
+    assert misplaced.exit_code == 2 and "sync errors" in misplaced.output
+    missing = run("sync", "errors", "--retry", "999")
+    assert missing.exit_code == 3 and "999" in missing.output
+
+
+def test_an_invalid_mapping_manual_is_a_clear_error(run: Any, crm: TinyCRM,
+                                                    tmp_path: Path) -> None:
+    (tmp_path / "leadbridge.toml").write_text(
+        '[sync.mappings.tiny]\nobjects = [{hub = "contact", crm = "contacts", '
+        'match = ["phone"], fields = [{hub = "email", crm = "email"}]}]\n', encoding="utf-8")
+    result = run("sync", "tiny")
+    assert result.exit_code == 2
+    assert "sync.mappings.tiny" in result.output and "phone" in result.output
