@@ -326,8 +326,8 @@ def main() -> None:
     args = ap.parse_args()
     wrk = ensure_wrk()
     print(f"ingest benchmark: wrk -t{THREADS} -c{args.connections} -d{args.seconds}s; "
-          f"{args.workers} server process(es); traffic: 90% single GET / 10% bulk POST of 10, 20% bots, ~{2000} companies "
-          f"+ ISPs + hosting, many IPs", flush=True)
+          f"{args.workers} server process(es); traffic: 90% single GET / 10% bulk POST of 10, "
+          f"20% bots, {VISITORS:,} visitors from 2,000 companies + ISPs + hosting", flush=True)
     header = (f"{'backend':<11}{'trivial req/s':>14}{'intake req/s':>14}{'hits/s':>10}"
               f"{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'req ratio':>10}{'hit ratio':>10}"
               f"{'stored':>10}{'non-2xx':>9}{'cold hits/s':>12}")
