@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -281,7 +281,7 @@ class LeakyFactory:
 
     def __call__(self, settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> Connector:
         self.made.append(LeakyConnector(credentials, self.failure))
-        return self.made[-1]
+        return cast(Connector, self.made[-1])  # only test() and close() are called
 
 
 @pytest.fixture
@@ -333,7 +333,8 @@ def test_check_connector_reports_settings_its_connector_refuses() -> None:
     ("text", "expected"),
     [
         ("login with password=hunter22&user=x", "login with password=***&user=x"),
-        ("GET /matomo.php?idsite=1&token_auth=abcdef123 200", "GET /matomo.php?idsite=1&token_auth=*** 200"),
+        ("GET /matomo.php?idsite=1&token_auth=abcdef123 200",
+         "GET /matomo.php?idsite=1&token_auth=*** 200"),
         ('{"email": "a@b.c", "password": "p\\"w"}', '{"email": "a@b.c", "password": "***"}'),
         ("{'client_secret': 'xyz', 'n': 1}", "{'client_secret': '***', 'n': 1}"),
         ("Authorization: Bearer abc.def.ghi", "Authorization: Bearer ***"),

@@ -136,7 +136,7 @@ def test_damaged_tokens_get_clear_errors(make_settings: MakeSettings) -> None:
     payload = token.split(":", 2)[2]
     for bad in ("", "garbage", "v1:x:abc", "v1:1:***not-base64***", "v1:1:AAAA",
                 token.replace("v1:", "v1:1", 1)):
-        with pytest.raises(ConfigError, match="damaged|key version"):
+        with pytest.raises(ConfigError, match=r"damaged|key version"):
             keyring.decrypt("main-crm", bad)
     with pytest.raises(ConfigError, match="format 'v9'"):
         keyring.decrypt("main-crm", f"v9:1:{payload}")

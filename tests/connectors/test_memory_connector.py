@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,17 +20,20 @@ from leadbridge.connectors.memory import MemoryClock, MemoryCRM, SimulatedCrash
 
 
 def new_fields(obj: str, token: str) -> dict[str, Any]:
-    return {
+    fields: dict[str, dict[str, Any]] = {
         "accounts": {"name": f"Acme {token}", "domain": f"{token}.example"},
         "contacts": {"email": f"ann.{token}@example.com", "first_name": "Ann"},
         "leads": {"email": f"lee.{token}@example.com", "company": f"Lee {token} Ltd"},
         "tasks": {"subject": f"Call {token} back", "status": "open"},
-    }[obj]
+    }
+    return fields[obj]
 
 
 def edit_fields(obj: str) -> dict[str, Any]:
-    return {"accounts": {"city": "York"}, "contacts": {"last_name": "Lee"},
-            "leads": {"status": "working"}, "tasks": {"status": "done"}}[obj]
+    fields: dict[str, dict[str, Any]] = {
+        "accounts": {"city": "York"}, "contacts": {"last_name": "Lee"},
+        "leads": {"status": "working"}, "tasks": {"status": "done"}}
+    return fields[obj]
 
 
 class TestMemoryCRMContract(ConnectorSuite):
@@ -38,7 +42,7 @@ class TestMemoryCRMContract(ConnectorSuite):
     @pytest.fixture
     def target(self) -> SuiteTarget:
         crm = MemoryCRM(batch_size=3)
-        return SuiteTarget(crm, new_fields, edit_fields, missing_id="contacts-999999",
+        return SuiteTarget(crm, new_fields, edit_fields, missing_id="999999",
                            reconnect=lambda: crm, now=crm.clock)
 
 
@@ -74,9 +78,12 @@ def test_the_next_calls_fail_retriably_with_retry_after_then_work(crm: MemoryCRM
 
 def test_an_outage_hits_every_contract_call_and_can_be_fatal(crm: MemoryCRM) -> None:
     crm.fail_next(4, retriable=False, message="credentials revoked")
-    calls = [crm.test, lambda: crm.find("contacts", {"email": "x@example.com"}),
-             lambda: crm.report(ReportRequest("contacts", None, crm.clock(), 10, ())),
-             lambda: crm.apply([create("a", email="a@example.com")])]
+    calls: list[Callable[[], object]] = [
+        crm.test,
+        lambda: crm.find("contacts", {"email": "x@example.com"}),
+        lambda: crm.report(ReportRequest("contacts", None, crm.clock(), 10, ())),
+        lambda: crm.apply([create("a", email="a@example.com")]),
+    ]
     for call in calls:
         with pytest.raises(ConnectorError, match="credentials revoked") as caught:
             call()
@@ -188,7 +195,7 @@ def test_report_respects_until_and_reports_field_times(crm: MemoryCRM) -> None:
     [record] = crm.report(ReportRequest("contacts", None, crm.clock(), 10,
                                         ("email", "first_name"))).records
     assert record.fields == {"email": "a@example.com", "first_name": "Anne"}
-    assert created is not None and record.modified_at is not None
+    assert created is not None and created.modified_at and record.modified_at
     assert record.field_times["email"] == created.modified_at < record.field_times["first_name"]
     assert record.field_times["first_name"] == record.modified_at
 
@@ -204,6 +211,17 @@ def test_field_times_can_be_switched_off_and_the_clock_frozen() -> None:
     clock.advance(60)
     crm.edit("contacts", first, phone="+441130000000")
     assert [r.id for r in report_all(crm)] == [second, first]
+
+
+def test_ids_are_numbers_in_natural_order_and_may_be_chosen() -> None:
+    crm = MemoryCRM(clock=MemoryClock(step=timedelta(0)))
+    assert crm.put("contacts", id="3", email="c@x.example") == "3"
+    made = [crm.put("contacts", email=f"{i}@x.example") for i in range(10)]
+    assert "3" not in made and made[:3] == ["1", "2", "4"]
+    read = pages(crm, "contacts", crm.clock(), page_size=4)
+    assert [r.id for page in read for r in page.records] == [str(i) for i in range(1, 12)]
+    with pytest.raises(ValueError, match="exists"):
+        crm.put("contacts", id="3")
 
 
 def test_side_doors_count_no_calls_and_orders_are_kept(crm: MemoryCRM) -> None:

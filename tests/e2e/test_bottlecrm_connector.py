@@ -33,7 +33,7 @@ Connect = Callable[..., BottleCRMConnector]
 
 def new_fields(obj: str, token: str) -> dict[str, Any]:
     """A valid create of each object; natural keys (and contact first names) made unique."""
-    return {
+    fields: dict[str, dict[str, Any]] = {
         "leads": {"title": f"Suite lead {token}", "email": f"lead.{token}@example.com",
                   "status": "assigned"},
         "contacts": {"first_name": f"Suite{token}", "last_name": "Tester",
@@ -45,13 +45,16 @@ def new_fields(obj: str, token: str) -> dict[str, Any]:
         "opportunities": {"name": f"Suite deal {token}", "stage": "QUALIFICATION",
                           "probability": 10},
         "tasks": {"title": f"Suite task {token}", "status": "New", "priority": "Low"},
-    }[obj]
+    }
+    return fields[obj]
 
 
 def edit_fields(obj: str) -> dict[str, Any]:
-    return {"leads": {"city": "York"}, "contacts": {"last_name": "Changed"},
-            "accounts": {"billing_city": "York"}, "opportunities": {"probability": 50},
-            "tasks": {"status": "Completed"}}[obj]
+    fields: dict[str, dict[str, Any]] = {
+        "leads": {"city": "York"}, "contacts": {"last_name": "Changed"},
+        "accounts": {"billing_city": "York"}, "opportunities": {"probability": 50},
+        "tasks": {"status": "Completed"}}
+    return fields[obj]
 
 
 def free_port_url() -> str:

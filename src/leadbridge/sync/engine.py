@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -42,7 +42,7 @@ from leadbridge.sync.judge import Sides, Verdict, is_blank, judge
 from leadbridge.sync.mapping import MappingManual, ObjectMapping
 
 T = TypeVar("T")
-PAGE_SIZE = 500
+PAGE_SIZE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,22 +321,38 @@ class SyncEngine:
                       creates: list[tuple[HubRecord, dict[str, Any]]], now: datetime,
                       report: CycleReport) -> None:
         stream = f"push:{m.hub}"
-        for start in range(0, len(creates), spec.batch_size):
-            batch = creates[start : start + spec.batch_size]
-            with self.db.begin() as conn:  # intents first: a crash cannot cause a duplicate
-                for record, values in batch:
-                    links.add(conn, self.connection_id, m.hub, record.id, m.crm,
-                              links.PENDING + record.id, values, None)
-            order = [OrderItem(record.id, m.crm, Operation.CREATE, None, values)
-                     for record, values in batch]
-            results = self._apply(order)
+        if not creates:
+            return
+        # intents for the whole chunk first: a crash anywhere below cannot cause a duplicate
+        with self.db.begin() as conn:
+            links.add_many(conn, self.connection_id, [
+                {"hub_object": m.hub, "hub_id": record.id, "remote_object": m.crm,
+                 "remote_id": links.PENDING + record.id, "values": values}
+                for record, values in creates], None)
+        answered: list[tuple[tuple[HubRecord, dict[str, Any]], ItemResult]] = []
+        try:
+            for start in range(0, len(creates), spec.batch_size):
+                batch = creates[start : start + spec.batch_size]
+                order = [OrderItem(record.id, m.crm, Operation.CREATE, None, values)
+                         for record, values in batch]
+                answered.extend(zip(batch, self._apply(order), strict=True))
+        finally:  # record what was answered, even when a later batch failed
+            self._settle_creates(m, hub, answered, now, report)
+
+    def _settle_creates(self, m: ObjectMapping, hub: HubObjects,
+                        answered: list[tuple[tuple[HubRecord, dict[str, Any]], ItemResult]],
+                        now: datetime, report: CycleReport) -> None:
+        stream = f"push:{m.hub}"
+        if answered:
             with self.db.begin() as conn:
-                pending = links.by_hub(conn, self.connection_id, m.hub, [r.id for r, _ in batch])
+                pending = links.by_hub(conn, self.connection_id, m.hub,
+                                       [r.id for (r, _), _ in answered])
                 done: list[str] = []
-                for (record, values), result in zip(batch, results, strict=True):
+                settled: list[tuple[int, str, Mapping[str, Any]]] = []
+                for (record, values), result in answered:
                     link = pending[record.id]
                     if result.outcome == Outcome.CREATED and result.remote_id:
-                        links.settle(conn, link.id, result.remote_id, values, now)
+                        settled.append((link.id, result.remote_id, values))
                         if isinstance(hub, WebsiteVisitorObjects):
                             hub.set_account(conn, record.id, result.remote_id)
                         done.append(record.id)
@@ -344,6 +360,7 @@ class SyncEngine:
                     else:
                         links.remove(conn, link.id)
                         self._record_failure(conn, report, stream, m.hub, record.id, result, now)
+                links.settle_many(conn, settled, now)
                 errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
 
     def _send_updates(self, m: ObjectMapping, spec: ObjectSpec,
@@ -357,9 +374,10 @@ class SyncEngine:
             results = self._apply(order)
             with self.db.begin() as conn:
                 done: list[str] = []
+                settled: list[tuple[int, str, Mapping[str, Any]]] = []
                 for (link, _, agreed), result in zip(batch, results, strict=True):
                     if result.outcome == Outcome.UPDATED:
-                        links.settle(conn, link.id, link.remote_id, agreed, now)
+                        settled.append((link.id, link.remote_id, agreed))
                         done.append(link.hub_id)
                         report.count(stream, "updated")
                     elif result.outcome == Outcome.REMAPPED and result.remote_id:
@@ -371,6 +389,7 @@ class SyncEngine:
                     else:
                         self._record_failure(conn, report, stream, m.hub, link.hub_id, result,
                                              now)
+                links.settle_many(conn, settled, now)
                 errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
 
     def _apply(self, order: list[OrderItem]) -> list[ItemResult]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from leadbridge.store.tables import object_links
 
@@ -86,3 +86,26 @@ def settle(conn: Connection, link_id: int, remote_id: str, values: Mapping[str, 
 
 def remove(conn: Connection, link_id: int) -> None:
     conn.execute(delete(object_links).where(object_links.c.id == link_id))
+
+
+_ADD = insert(object_links)
+_SETTLE = (update(object_links).where(object_links.c.id == bindparam("link_id"))
+           .values(remote_id=bindparam("rid"), values=bindparam("vals"),
+                   last_synced_at=bindparam("at")))
+
+
+def add_many(conn: Connection, connection_id: int, rows: list[dict[str, Any]],
+             now: datetime | None) -> None:
+    """Insert links in one statement; each row has hub_object, hub_id, remote_object,
+    remote_id and values."""
+    if rows:
+        conn.execute(_ADD, [{**r, "connection_id": connection_id, "last_synced_at": now}
+                            for r in rows])
+
+
+def settle_many(conn: Connection, rows: list[tuple[int, str, Mapping[str, Any]]],
+                now: datetime) -> None:
+    """(link id, remote id, agreed values) for many links in one statement."""
+    if rows:
+        conn.execute(_SETTLE, [{"link_id": i, "rid": r, "vals": dict(v), "at": now}
+                               for i, r, v in rows])

@@ -23,8 +23,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from leadbridge.connectors.base import (
+    Connector,
     ConnectorError,
     ItemResult,
     JSONValue,
@@ -238,6 +240,11 @@ class BottleCRMConnector:
         if named is not None and made_from_lead(named):
             return named
         return next(filter(made_from_lead, self.client.list(BottleCRMObject.ACCOUNTS)), None)
+
+
+if TYPE_CHECKING:
+    def _is_a_connector(connector: BottleCRMConnector) -> Connector:
+        return connector
 
 
 @contextmanager

@@ -10,10 +10,11 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from leadbridge.connectors.base import (
+    Connector,
     ConnectorError,
     ItemResult,
     JSONValue,
@@ -34,51 +35,16 @@ from leadbridge.connectors.memory.objects import (
     problems,
     same_value,
 )
+from leadbridge.connectors.memory.records import (
+    Refusal,
+    StoredRecord,
+    cursor_after,
+    parse_cursor,
+)
 
 
 class SimulatedCrash(RuntimeError):
     """Raised by `apply` after `crash_after(k)`: the process 'died' mid-batch."""
-
-
-@dataclass
-class _Row:
-    id: str
-    fields: dict[str, JSONValue]
-    modified_at: datetime
-    field_times: dict[str, datetime]
-    deleted: bool = False
-    converted_to: str | None = None  # the contact a converted lead became
-
-    @property
-    def position(self) -> tuple[datetime, str]:
-        return self.modified_at, self.id
-
-    def write(self, changes: Mapping[str, JSONValue], now: datetime) -> None:
-        for name, value in changes.items():
-            if name not in self.fields or self.fields[name] != value:
-                self.field_times[name] = now
-            self.fields[name] = value
-        self.modified_at = now
-
-
-@dataclass
-class _Refusal:
-    object: str
-    reason: str
-    outcome: Outcome
-    retry_after: float | None
-    times: int | None
-    ref: str | None
-    remote_id: str | None
-    fields: dict[str, JSONValue] = field(default_factory=dict)
-
-    def matches(self, item: OrderItem, row: _Row | None) -> bool:
-        if item.object != self.object or (self.ref is not None and item.ref != self.ref):
-            return False
-        if self.remote_id is not None and (row is None or row.id != self.remote_id):
-            return False
-        after = {**(row.fields if row else {}), **item.fields}
-        return all(same_value(after.get(k), v) for k, v in self.fields.items())
 
 
 class MemoryCRM:
@@ -110,16 +76,16 @@ class MemoryCRM:
         """`clock` stamps every change (default: a `MemoryClock` ticking a second a read);
         `field_times=False` reports record times only; `objects` replaces the default specs.
         """
-        self.objects: dict[str, ObjectSpec] = dict(objects or default_objects(batch_size))
+        self.objects: Mapping[str, ObjectSpec] = dict(objects or default_objects(batch_size))
         self.clock = clock or MemoryClock()
         self.orders: list[tuple[OrderItem, ...]] = []
         self._field_times = field_times
-        self._rows: dict[str, dict[str, _Row]] = {name: {} for name in self.objects}
+        self._rows: dict[str, dict[str, StoredRecord]] = {name: {} for name in self.objects}
         self._ids = itertools.count(1)
         self._calls = 0
         self._failures_left = 0
         self._failure = ConnectorError("")
-        self._refusals: list[_Refusal] = []
+        self._refusals: list[Refusal] = []
         self._crash: tuple[int, BaseException] | None = None
         self._lock = threading.RLock()
 
@@ -145,7 +111,7 @@ class MemoryCRM:
                                  f"{', '.join(unknown)}; check the mapping.")
         if request.page_size < 1:
             raise ValueError("page_size must be at least 1")
-        after = _parse_cursor(request.cursor)
+        after = parse_cursor(request.cursor)
         with self._lock:
             self._enter()
             rows = sorted(
@@ -154,7 +120,7 @@ class MemoryCRM:
                 key=lambda row: row.position,
             )
             page = rows[: request.page_size]
-            cursor = _cursor(page[-1]) if page else request.cursor
+            cursor = cursor_after(page[-1]) if page else request.cursor
             records = [self._record(spec.name, row, request.fields) for row in page]
             return ReportPage(records, cursor, more=len(rows) > len(page))
 
@@ -241,7 +207,7 @@ class MemoryCRM:
                              "use remove (NOT_FOUND) or convert_lead (REMAPPED)")
         self._spec(object)
         with self._lock:
-            self._refusals.append(_Refusal(object, reason, outcome, retry_after, times, ref,
+            self._refusals.append(Refusal(object, reason, outcome, retry_after, times, ref,
                                            remote_id, dict(fields)))
 
     def crash_after(self, items: int, error: BaseException | None = None) -> None:
@@ -286,11 +252,13 @@ class MemoryCRM:
         """Store a new record directly (no validation, no call counted); return its id."""
         self._spec(object)
         with self._lock:
-            record_id = id or f"{object}-{next(self._ids):06d}"
+            record_id = id
+            while record_id is None or (id is None and record_id in self._rows[object]):
+                record_id = str(next(self._ids))
             if record_id in self._rows[object]:
                 raise ValueError(f"{object} {record_id} exists already")
             now = self.clock()
-            self._rows[object][record_id] = _Row(record_id, dict(fields), now,
+            self._rows[object][record_id] = StoredRecord(record_id, dict(fields), now,
                                                  dict.fromkeys(fields, now))
             return record_id
 
@@ -371,7 +339,7 @@ class MemoryCRM:
         row.write(item.fields, self.clock())
         return ItemResult(item.ref, Outcome.UPDATED, remote_id=row.id)
 
-    def _refused(self, item: OrderItem, row: _Row | None) -> ItemResult | None:
+    def _refused(self, item: OrderItem, row: StoredRecord | None) -> ItemResult | None:
         for refusal in self._refusals:
             if refusal.matches(item, row):
                 if refusal.times is not None:
@@ -382,7 +350,7 @@ class MemoryCRM:
                                   retry_after=refusal.retry_after)
         return None
 
-    def _record(self, object: str, row: _Row, names: Sequence[str]) -> RemoteRecord:
+    def _record(self, object: str, row: StoredRecord, names: Sequence[str]) -> RemoteRecord:
         wanted = names or tuple(row.fields)
         fields = {name: row.fields.get(name) for name in wanted}
         times = ({name: row.field_times[name] for name in wanted if name in row.field_times}
@@ -391,18 +359,6 @@ class MemoryCRM:
                             field_times=times, deleted=row.deleted)
 
 
-def _cursor(row: _Row) -> str:
-    return f"{row.modified_at.isoformat()}|{row.id}"
-
-
-def _parse_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    if cursor is None:
-        return None
-    moment, bar, record_id = cursor.partition("|")
-    try:
-        if not bar:
-            raise ValueError(cursor)
-        return datetime.fromisoformat(moment), record_id
-    except ValueError:
-        raise ConnectorError(f"The memory CRM cannot read the cursor {cursor!r}; "
-                             "start the object again from the beginning.") from None
+if TYPE_CHECKING:
+    def _is_a_connector(crm: MemoryCRM) -> Connector:
+        return crm
