@@ -131,7 +131,7 @@ def main() -> None:
             print(f"{int(r['n']):>9,}{r['engine_us']:>15.1f}{r['calls_per_1k']:>10.2f}"
                   f"{r['best_per_1k']:>9.2f}{r['ratio']:>7.3f}{r['peak_mb']:>9.1f}"
                   f"{r['noop_s']:>15.2f}{int(r['noop_calls']):>12}")
-    print("targets: calls ≤ 1.05 × best; engine ≤ 100 µs per record; peak memory flat as the "
+    print("targets: calls ≤ 1.05 x best; engine ≤ 100 µs per record; peak memory flat as the "
           "record count grows")
 
 

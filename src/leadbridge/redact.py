@@ -25,25 +25,34 @@ MASK = "***"
 # words); the credential patterns below still hide them in `password=...` form
 MIN_SECRET_LENGTH = 4
 
+# the key's own prefix (`new_` in `new_password=`) stays outside the match: only the value
+# is replaced, and a leading `[\w]*` would make the search quadratic in long words
 _CREDENTIAL_KEY = (
-    r"[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|credential"
-    r"|private[_-]?key)[A-Za-z0-9_-]*"
+    r"(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|credential|private[_-]?key)"
+    r"[A-Za-z0-9_-]*"
 )
-_PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+_Rule = tuple[tuple[str, ...], re.Pattern[str], Callable[[re.Match[str]], str]]
+# (words one of which the lower-cased text must hold for the pattern to apply, pattern,
+# replacement); the words let most log lines skip every regular expression
+_RULES: tuple[_Rule, ...] = (
     # Authorization: Bearer abc / "authorization": "JWT abc"
-    (re.compile(r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)"
+    (("authorization",),
+     re.compile(r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)"
                 r"((?:bearer|basic|jwt|token|digest|negotiate)\s+)?[^\s\"',;}]+"),
      lambda m: f"{m.group(1)}{m.group(2) or ''}{MASK}"),
     # password=abc, token_auth=abc, "client_secret": "abc", 'password': 'abc', token: abc
-    (re.compile(rf"(?i)(?<![A-Za-z0-9])({_CREDENTIAL_KEY}[\"']?\s*[:=]\s*)"
+    (("pass", "pwd", "secret", "token", "key", "credential"),
+     re.compile(rf"(?i)({_CREDENTIAL_KEY}[\"']?\s*[:=]\s*)"
                 r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s&,;\"'<>}\])]+)"),
      lambda m: m.group(1) + (m.group(2)[0] + MASK + m.group(2)[0]
                              if m.group(2)[0] in "\"'" else MASK)),
     # Bearer abc / JWT abc, without the header name
-    (re.compile(r"(?i)\b(bearer|jwt)\s+[A-Za-z0-9._~+/=-]{8,}"),
+    (("bearer", "jwt"),
+     re.compile(r"(?i)\b(bearer|jwt)\s+[A-Za-z0-9._~+/=-]{8,}"),
      lambda m: f"{m.group(1)} {MASK}"),
     # scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"),
+    (("@",),
+     re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"),
      lambda m: f"{m.group(1)}{MASK}@"),
 )
 
@@ -52,9 +61,12 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` with each secret value and each credential-looking assignment replaced by ***."""
     values = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     for value in values:
-        text = text.replace(value, MASK)
-    for pattern, replace in _PATTERNS:
-        text = pattern.sub(replace, text)
+        if value in text:
+            text = text.replace(value, MASK)
+    lowered = text.lower()
+    for words, pattern, replace in _RULES:
+        if any(word in lowered for word in words):
+            text = pattern.sub(replace, text)
     return text
 
 
@@ -152,7 +164,11 @@ def install_redaction() -> RedactingFilter:
 
         def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = make_record(*args, **kwargs)
-            the_filter.scrub(record)
+            try:
+                the_filter.scrub(record)
+            except Exception:  # a log call must not fail, nor leak what was not checked
+                record.msg, record.args = "(log message withheld: redaction failed)", ()
+                record.exc_info = record.exc_text = record.stack_info = None
             return record
 
         logging.setLogRecordFactory(redacting_factory)
@@ -164,7 +180,3 @@ def remember_secrets(values: Iterable[str]) -> None:
     """Hide these values from every log record of this process from now on."""
     install_redaction().add(values)
 
-
-def known_secrets() -> frozenset[str]:
-    """The secret values registered with `remember_secrets` so far."""
-    return _Installed.filter.secrets if _Installed.filter is not None else frozenset()

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
+from bottlecrm_peer import BottleCRMServer, BottleCRMUser
 from leadbridge.cli import app
 from leadbridge.store.tables import connections, metadata
 
@@ -213,3 +214,18 @@ def test_a_key_file_readable_by_others_stops_add_with_exit_2(
     ok(add_main(cli))
     (tmp_path / "var" / "keyring.json").chmod(0o644)
     failed(cli("connections", "test", "main-crm"), 2, "chmod 600")
+
+
+@pytest.mark.e2e
+def test_connections_test_signs_in_to_the_real_bottlecrm(
+    cli: Cli, bottlecrm: BottleCRMServer, bottlecrm_user: BottleCRMUser
+) -> None:
+    ok(cli("connections", "add", "real", "--kind", "bottlecrm", "--url", bottlecrm.url,
+           "--email", bottlecrm_user.email, "--password-stdin",
+           input=bottlecrm_user.password + "\n"))
+    assert "ok: real (bottlecrm) answered" in ok(cli("connections", "test", "real")).output
+    ok(cli("connections", "add", "wrong", "--kind", "bottlecrm", "--url", bottlecrm.url,
+           "--email", bottlecrm_user.email, "--password-stdin", input=PLANTED + "\n"))
+    result = cli("connections", "test", "wrong")
+    text = failed(result, 1, "failed:", "refused the login")
+    assert PLANTED not in text and PLANTED not in result.output

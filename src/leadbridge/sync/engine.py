@@ -320,7 +320,6 @@ class SyncEngine:
     def _send_creates(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects,
                       creates: list[tuple[HubRecord, dict[str, Any]]], now: datetime,
                       report: CycleReport) -> None:
-        stream = f"push:{m.hub}"
         if not creates:
             return
         # intents for the whole chunk first: a crash anywhere below cannot cause a duplicate
