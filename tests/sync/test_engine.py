@@ -227,3 +227,33 @@ def test_a_connector_that_answers_other_records_is_not_trusted(
     report = sync(engine, settings, connection_id, crm).run()
     assert report.status == "failed" and "different set" in report.failures[0]
     assert isinstance(ConnectorError("x"), Exception)
+
+
+def test_adding_a_field_mapping_back_fills_existing_records(engine: Engine, settings: Settings,
+                                                             connection_id: int) -> None:
+    crm = TinyCRM()
+    add_contact(engine, "j@example.com", "J")
+    narrow = MappingManual.model_validate({"objects": [{
+        "hub": "contact", "crm": "contacts", "match": ["email"],
+        "fields": [{"hub": "email", "crm": "email"}]}]})
+    later = iter(NOW + timedelta(days=1, minutes=i) for i in range(100))
+    SyncEngine(engine, settings, connection_id, crm, narrow, clock=lambda: next(later)).run()
+    [rid] = crm.records["contacts"]
+    assert "first_name" not in crm.records["contacts"][rid]
+    # the record has not changed since the first cycle, yet the new field reaches it
+    clock = iter(NOW + timedelta(days=2, minutes=i) for i in range(100))
+    SyncEngine(engine, settings, connection_id, crm, MANUAL, clock=lambda: next(clock)).run()
+    assert crm.records["contacts"][rid]["first_name"] == "J"
+    assert crm.records["contacts"][rid]["score"] == 0
+
+
+def test_errors_left_for_14_days_are_dismissed_with_a_reason(engine: Engine, settings: Settings,
+                                                             connection_id: int) -> None:
+    with engine.begin() as conn:
+        errorqueue.record(conn, connection_id, level="record", direction="push",
+                          object="contact", record_key="9", reason="email: invalid",
+                          now=NOW - timedelta(days=15), retriable=False)
+    sync(engine, settings, connection_id, TinyCRM()).run()
+    with engine.connect() as conn:
+        [err] = errorqueue.list_errors(conn, status=None)
+    assert err.status == "dismissed" and "14 days" in err.reason

@@ -18,6 +18,7 @@ from leadbridge.config import Settings
 from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.hub import Hub
 from leadbridge.privacy.retention import apply_retention
+from leadbridge.redact import install_redaction
 from leadbridge.sync.scheduler import SyncScheduler
 from leadbridge.tracking.http import TrackingEndpoints
 
@@ -58,7 +59,8 @@ class HubApp:
 
 
 def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
-    """Build the app; the hub (database, writer thread) opens with the app's lifespan."""
+    """Build the app; the hub (database, group commit) opens with the app's lifespan."""
+    install_redaction()
     the_hub = hub or Hub(settings)
 
     @asynccontextmanager

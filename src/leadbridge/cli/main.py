@@ -16,9 +16,18 @@ from leadbridge.cli import (
     sites,
     sync,
 )
+from leadbridge.redact import install_redaction
 
 app = typer.Typer(help="LeadBridge: website visitors, scores and CRM sync.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _startup() -> None:
+    """Credentials never reach a log line, whichever command runs."""
+    install_redaction()
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(sites.app, name="sites")
 app.add_typer(apikeys.app, name="apikeys")

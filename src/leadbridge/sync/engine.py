@@ -12,6 +12,7 @@ from the CRM become the agreed values, so they are never pushed back (echo suppr
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -94,6 +95,10 @@ class SyncEngine:
         start = self.clock()
         calls_before = self.connector.calls
         report = CycleReport(run_id=None if self.dry_run else self._open_run(start))
+        if not self.dry_run:
+            with self.db.begin() as conn:
+                errorqueue.dismiss_stale(conn, start)
+            self._backfill_changed_mappings(start)
         with self.db.connect() as conn:
             decay = load_decay(conn, self.settings.scoring)
         for mapping in self.manual.objects:
@@ -118,6 +123,19 @@ class SyncEngine:
         if report.run_id is not None:
             self._close_run(report)
         return report
+
+    def _backfill_changed_mappings(self, now: datetime) -> None:
+        """A mapping that changed (a field added, say) is applied to every record: its
+        cursors start over, so the next pull and push consider everything."""
+        with self.db.begin() as conn:
+            for mapping in self.manual.objects:
+                stream = f"manual:{mapping.hub}:{mapping.crm}"
+                fingerprint = hashlib.sha256(mapping.model_dump_json().encode()).hexdigest()
+                if cursors.load(conn, self.connection_id, stream) == fingerprint:
+                    continue
+                for reset in (f"pull:{mapping.crm}", f"push:{mapping.hub}"):
+                    cursors.save(conn, self.connection_id, reset, None, now)
+                cursors.save(conn, self.connection_id, stream, fingerprint, now)
 
     def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Call the connector, backing off on retriable errors (honouring Retry-After)."""
