@@ -270,17 +270,17 @@ class SyncEngine:
 
     def _candidates(self, hub: HubObjects, since: datetime | None,
                     due: set[str]) -> Iterator[list[HubRecord]]:
+        """Records due for a retry first, then those changed since the cursor, streamed in
+        chunks (memory stays flat however many there are)."""
         with self.db.connect() as conn:
-            chunk: list[HubRecord] = []
-            seen: set[str] = set()
+            chunk: list[HubRecord] = list(hub.read(conn, sorted(due)).values())
             for record in hub.scan(conn, since):
-                seen.add(record.id)
+                if record.id in due:
+                    continue
                 chunk.append(record)
                 if len(chunk) >= PAGE_SIZE:
                     yield chunk
                     chunk = []
-            retry = [i for i in due if i not in seen]
-            chunk.extend(hub.read(conn, retry).values())
             if chunk:
                 yield chunk
 
@@ -292,6 +292,7 @@ class SyncEngine:
         creates: list[tuple[HubRecord, dict[str, Any]]] = []
         updates: list[tuple[links.Link, dict[str, Any], dict[str, Any]]] = []
         claimed: dict[tuple[Any, ...], str] = {}
+        pushed = [f for f in m.fields if f.pushes]
         for record in records:
             link = known.get(record.id)
             if link is not None and link.pending:
@@ -299,8 +300,8 @@ class SyncEngine:
             if link is None:
                 if not m.create_in_crm:
                     continue
-                values = {f.crm: record.values.get(f.hub) for f in m.fields
-                          if f.pushes and not is_blank(record.values.get(f.hub))}
+                values = {f.crm: record.values[f.hub] for f in pushed
+                          if not is_blank(record.values.get(f.hub))}
                 key = tuple(str(record.values.get(k) or "").lower() for k in m.match)
                 if m.match and key in claimed:  # the same person twice in one batch
                     self._fail(report, stream, m.hub, record.id, now, retriable=False,
@@ -318,7 +319,7 @@ class SyncEngine:
                 self._note(report, "push", m.hub, "create", record.id, "not in the CRM yet")
                 continue
             changed: dict[str, Any] = {}
-            for f in m.fields:
+            for f in pushed:
                 value = record.values.get(f.hub)
                 agreed = link.values.get(f.crm)
                 verdict = judge(f, Sides(value, agreed, agreed, record.updated_at, None, True))
@@ -342,7 +343,7 @@ class SyncEngine:
             return
         # intents for the whole chunk first: a crash anywhere below cannot cause a duplicate
         with self.db.begin() as conn:
-            links.add_many(conn, self.connection_id, [
+            intents = links.add_many(conn, self.connection_id, [
                 {"hub_object": m.hub, "hub_id": record.id, "remote_object": m.crm,
                  "remote_id": links.PENDING + record.id, "values": values}
                 for record, values in creates], None)
@@ -354,30 +355,28 @@ class SyncEngine:
                          for record, values in batch]
                 answered.extend(zip(batch, self._apply(order), strict=True))
         finally:  # record what was answered, even when a later batch failed
-            self._settle_creates(m, hub, answered, now, report)
+            self._settle_creates(m, hub, intents, answered, now, report)
 
-    def _settle_creates(self, m: ObjectMapping, hub: HubObjects,
+    def _settle_creates(self, m: ObjectMapping, hub: HubObjects, intents: dict[str, int],
                         answered: list[tuple[tuple[HubRecord, dict[str, Any]], ItemResult]],
                         now: datetime, report: CycleReport) -> None:
         stream = f"push:{m.hub}"
         if answered:
             with self.db.begin() as conn:
-                pending = links.by_hub(conn, self.connection_id, m.hub,
-                                       [r.id for (r, _), _ in answered])
                 done: list[str] = []
-                settled: list[tuple[int, str, Mapping[str, Any]]] = []
-                for (record, values), result in answered:
-                    link = pending[record.id]
+                confirmed: list[tuple[int, str]] = []
+                for (record, _), result in answered:
+                    link_id = intents[record.id]
                     if result.outcome == Outcome.CREATED and result.remote_id:
-                        settled.append((link.id, result.remote_id, values))
+                        confirmed.append((link_id, result.remote_id))
                         if isinstance(hub, WebsiteVisitorObjects):
                             hub.set_account(conn, record.id, result.remote_id)
                         done.append(record.id)
-                        report.count(stream, "created")
                     else:
-                        links.remove(conn, link.id)
+                        links.remove(conn, link_id)
                         self._record_failure(conn, report, stream, m.hub, record.id, result, now)
-                links.settle_many(conn, settled, now)
+                links.confirm_many(conn, confirmed, now)
+                report.count(stream, "created", len(done))
                 errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
 
     def _send_updates(self, m: ObjectMapping, spec: ObjectSpec,

@@ -35,6 +35,7 @@ class HubObjects:
     table: Table
     writable: tuple[str, ...]
     computed: tuple[str, ...]
+    extra_columns: tuple[str, ...] = ()  # read to compute the computed fields
 
     def __init__(self, settings: Settings, decay: Decay, now: datetime) -> None:
         self.settings = settings
@@ -48,6 +49,10 @@ class HubObjects:
     def _where(self) -> Any:
         return True
 
+    def _columns(self) -> list[Any]:
+        names = ("id", "updated_at", "score_weight", *self.writable, *self.extra_columns)
+        return [self.table.c[n] for n in names]
+
     def _values(self, row: Any) -> dict[str, Any]:
         values = {f: getattr(row, f) for f in self.writable}
         score = self.decay.current(row.score_weight, self.now)
@@ -59,13 +64,14 @@ class HubObjects:
         found: dict[str, HubRecord] = {}
         for start in range(0, len(ids), 500):
             chunk = [int(i) for i in ids[start : start + 500]]
-            for row in conn.execute(select(self.table).where(self.table.c.id.in_(chunk))):
+            for row in conn.execute(select(*self._columns())
+                                    .where(self.table.c.id.in_(chunk))):
                 found[str(row.id)] = HubRecord(str(row.id), self._values(row), row.updated_at)
         return found
 
     def scan(self, conn: Connection, since: datetime | None) -> Iterator[HubRecord]:
         """Records changed since `since` (all when None), in id order, streamed."""
-        query = select(self.table).where(self._where()).order_by(self.table.c.id)
+        query = select(*self._columns()).where(self._where()).order_by(self.table.c.id)
         if since is not None:
             query = query.where(self.table.c.updated_at >= since)
         for row in conn.execution_options(yield_per=2000).execute(query):
@@ -98,6 +104,7 @@ class ContactObjects(HubObjects):
     table = contacts
     writable = ("email", "name", "external_id")
     computed = ("score", "band", "last_visit")
+    extra_columns = ("last_seen_at",)
 
     def _values(self, row: Any) -> dict[str, Any]:
         values = super()._values(row)
@@ -118,6 +125,7 @@ class WebsiteVisitorObjects(HubObjects):
     writable = ("name", "domain", "phone", "website", "address", "industry", "employees",
                 "owner")
     computed = ("score", "band", "last_visit", "permalink")
+    extra_columns = ("last_visit_at", "permalink_token")
 
     def _where(self) -> Any:
         return is_website_visitor()

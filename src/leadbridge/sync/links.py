@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -95,12 +95,28 @@ _SETTLE = (update(object_links).where(object_links.c.id == bindparam("link_id"))
 
 
 def add_many(conn: Connection, connection_id: int, rows: list[dict[str, Any]],
-             now: datetime | None) -> None:
+             now: datetime | None) -> dict[str, int]:
     """Insert links in one statement; each row has hub_object, hub_id, remote_object,
-    remote_id and values."""
+    remote_id and values. Returns the new link ids by hub id."""
+    if not rows:
+        return {}
+    made = conn.execute(_ADD.returning(object_links.c.id, object_links.c.hub_id),
+                        [{**r, "connection_id": connection_id, "last_synced_at": now}
+                         for r in rows])
+    return {hub_id: link_id for link_id, hub_id in made}
+
+
+def confirm_many(conn: Connection, rows: list[tuple[int, str]], now: datetime) -> None:
+    """(link id, remote id) for intents whose create the CRM confirmed: the values stored
+    with the intent are the agreed ones already."""
     if rows:
-        conn.execute(_ADD, [{**r, "connection_id": connection_id, "last_synced_at": now}
-                            for r in rows])
+        sql = "UPDATE object_links SET remote_id = ?, last_synced_at = ? WHERE id = ?"
+        if conn.dialect.name != "sqlite":
+            sql = sql.replace("?", "%s")
+            stamp: Any = now
+        else:
+            stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        conn.exec_driver_sql(sql, [(remote_id, stamp, link_id) for link_id, remote_id in rows])
 
 
 def settle_many(conn: Connection, rows: list[tuple[int, str, Mapping[str, Any]]],
