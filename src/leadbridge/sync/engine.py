@@ -343,10 +343,8 @@ class SyncEngine:
             return
         # intents for the whole chunk first: a crash anywhere below cannot cause a duplicate
         with self.db.begin() as conn:
-            intents = links.add_many(conn, self.connection_id, [
-                {"hub_object": m.hub, "hub_id": record.id, "remote_object": m.crm,
-                 "remote_id": links.PENDING + record.id, "values": values}
-                for record, values in creates], None)
+            links.add_intents(conn, self.connection_id, m.hub, m.crm,
+                              [(record.id, values) for record, values in creates])
         answered: list[tuple[tuple[HubRecord, dict[str, Any]], ItemResult]] = []
         try:
             for start in range(0, len(creates), spec.batch_size):
@@ -355,27 +353,26 @@ class SyncEngine:
                          for record, values in batch]
                 answered.extend(zip(batch, self._apply(order), strict=True))
         finally:  # record what was answered, even when a later batch failed
-            self._settle_creates(m, hub, intents, answered, now, report)
+            self._settle_creates(m, hub, answered, now, report)
 
-    def _settle_creates(self, m: ObjectMapping, hub: HubObjects, intents: dict[str, int],
+    def _settle_creates(self, m: ObjectMapping, hub: HubObjects,
                         answered: list[tuple[tuple[HubRecord, dict[str, Any]], ItemResult]],
                         now: datetime, report: CycleReport) -> None:
         stream = f"push:{m.hub}"
         if answered:
             with self.db.begin() as conn:
                 done: list[str] = []
-                confirmed: list[tuple[int, str]] = []
+                confirmed: list[tuple[str, str]] = []
                 for (record, _), result in answered:
-                    link_id = intents[record.id]
                     if result.outcome == Outcome.CREATED and result.remote_id:
-                        confirmed.append((link_id, result.remote_id))
+                        confirmed.append((record.id, result.remote_id))
                         if isinstance(hub, WebsiteVisitorObjects):
                             hub.set_account(conn, record.id, result.remote_id)
                         done.append(record.id)
                     else:
-                        links.remove(conn, link_id)
+                        links.remove_intent(conn, self.connection_id, m.hub, record.id)
                         self._record_failure(conn, report, stream, m.hub, record.id, result, now)
-                links.confirm_many(conn, confirmed, now)
+                links.confirm_intents(conn, self.connection_id, m.hub, confirmed, now)
                 report.count(stream, "created", len(done))
                 errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
 

@@ -4,13 +4,15 @@ and its answer not yet recorded (a crash in between leaves it for the next run t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from leadbridge.store.bulk import driver_sql, time_converter
 from leadbridge.store.tables import object_links
 
 PENDING = "pending:"
@@ -94,29 +96,36 @@ _SETTLE = (update(object_links).where(object_links.c.id == bindparam("link_id"))
                    last_synced_at=bindparam("at")))
 
 
-def add_many(conn: Connection, connection_id: int, rows: list[dict[str, Any]],
-             now: datetime | None) -> dict[str, int]:
-    """Insert links in one statement; each row has hub_object, hub_id, remote_object,
-    remote_id and values. Returns the new link ids by hub id."""
-    if not rows:
-        return {}
-    made = conn.execute(_ADD.returning(object_links.c.id, object_links.c.hub_id),
-                        [{**r, "connection_id": connection_id, "last_synced_at": now}
-                         for r in rows])
-    return {hub_id: link_id for link_id, hub_id in made}
+def add_intents(conn: Connection, connection_id: int, hub_object: str, remote_object: str,
+                rows: list[tuple[str, Mapping[str, Any]]]) -> None:
+    """Pending links (hub id, values to send) for creates about to be sent, in one
+    executemany straight to the driver (this runs for every record of a first sync)."""
+    if rows:
+        sql = driver_sql("INSERT INTO object_links (connection_id, hub_object, hub_id, "
+                         "remote_object, remote_id, \"values\") VALUES (?, ?, ?, ?, ?, ?)",
+                         conn.dialect.name)
+        conn.exec_driver_sql(sql, [(connection_id, hub_object, hub_id, remote_object,
+                                    PENDING + hub_id, json.dumps(values))
+                                   for hub_id, values in rows])
 
 
-def confirm_many(conn: Connection, rows: list[tuple[int, str]], now: datetime) -> None:
-    """(link id, remote id) for intents whose create the CRM confirmed: the values stored
+def confirm_intents(conn: Connection, connection_id: int, hub_object: str,
+                    rows: list[tuple[str, str]], now: datetime) -> None:
+    """(hub id, remote id) for intents whose create the CRM confirmed: the values stored
     with the intent are the agreed ones already."""
     if rows:
-        sql = "UPDATE object_links SET remote_id = ?, last_synced_at = ? WHERE id = ?"
-        if conn.dialect.name != "sqlite":
-            sql = sql.replace("?", "%s")
-            stamp: Any = now
-        else:
-            stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        conn.exec_driver_sql(sql, [(remote_id, stamp, link_id) for link_id, remote_id in rows])
+        sql = driver_sql("UPDATE object_links SET remote_id = ?, last_synced_at = ? "
+                         "WHERE connection_id = ? AND hub_object = ? AND hub_id = ?",
+                         conn.dialect.name)
+        stamp = time_converter(conn.dialect.name)(now)
+        conn.exec_driver_sql(sql, [(remote_id, stamp, connection_id, hub_object, hub_id)
+                                   for hub_id, remote_id in rows])
+
+
+def remove_intent(conn: Connection, connection_id: int, hub_object: str, hub_id: str) -> None:
+    conn.execute(delete(object_links).where(
+        object_links.c.connection_id == connection_id, object_links.c.hub_object == hub_object,
+        object_links.c.hub_id == hub_id, object_links.c.remote_id.like(PENDING + "%")))
 
 
 def settle_many(conn: Connection, rows: list[tuple[int, str, Mapping[str, Any]]],
