@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
-from leadbridge.scoring.decay import Decay, band_for
+from leadbridge.scoring.decay import Decay
 from leadbridge.store.tables import contacts, organisations
 
 
@@ -41,6 +41,8 @@ class HubObjects:
         self.settings = settings
         self.decay = decay
         self.now = now
+        self._bands = sorted(settings.scoring.bands.items(), key=lambda kv: kv[1])
+        self._factor = decay.current(1.0, now)  # score = weight * factor, for every row
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -55,9 +57,13 @@ class HubObjects:
 
     def _values(self, row: Any) -> dict[str, Any]:
         values = {f: getattr(row, f) for f in self.writable}
-        score = self.decay.current(row.score_weight, self.now)
+        score = row.score_weight * self._factor
         values["score"] = round(score)
-        values["band"] = band_for(score, self.settings.scoring.bands)
+        band = self._bands[0][0]
+        for name, threshold in self._bands:
+            if score >= threshold:
+                band = name
+        values["band"] = band
         return values
 
     def read(self, conn: Connection, ids: Sequence[str]) -> dict[str, HubRecord]:
