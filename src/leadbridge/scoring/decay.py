@@ -53,11 +53,20 @@ class Decay:
         return Decay(self.half_life_days, new_epoch), factor
 
 
+class Bands:
+    """Band thresholds, sorted once: calling it names the band of a score."""
+
+    def __init__(self, bands: dict[str, float]) -> None:
+        self.ordered = sorted(bands.items(), key=lambda kv: kv[1])
+
+    def __call__(self, score: float) -> str:
+        """The band whose threshold is the highest at or below `score` (else the lowest)."""
+        chosen = self.ordered[0][0]
+        for name, threshold in self.ordered:
+            if score >= threshold:
+                chosen = name
+        return chosen
+
+
 def band_for(score: float, bands: dict[str, float]) -> str:
-    """The band whose threshold is the highest one at or below `score` (the lowest band else)."""
-    ordered = sorted(bands.items(), key=lambda kv: kv[1])
-    chosen = ordered[0][0]
-    for name, threshold in ordered:
-        if score >= threshold:
-            chosen = name
-    return chosen
+    return Bands(bands)(score)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
-from leadbridge.scoring.decay import Decay
+from leadbridge.scoring.decay import Bands, Decay
 from leadbridge.store.tables import contacts, organisations
 
 
@@ -41,7 +41,7 @@ class HubObjects:
         self.settings = settings
         self.decay = decay
         self.now = now
-        self._bands = sorted(settings.scoring.bands.items(), key=lambda kv: kv[1])
+        self._band = Bands(settings.scoring.bands)
         self._factor = decay.current(1.0, now)  # score = weight * factor, for every row
 
     @property
@@ -59,11 +59,7 @@ class HubObjects:
         values = {f: getattr(row, f) for f in self.writable}
         score = row.score_weight * self._factor
         values["score"] = round(score)
-        band = self._bands[0][0]
-        for name, threshold in self._bands:
-            if score >= threshold:
-                band = name
-        values["band"] = band
+        values["band"] = self._band(score)
         return values
 
     def read(self, conn: Connection, ids: Sequence[str]) -> dict[str, HubRecord]:
