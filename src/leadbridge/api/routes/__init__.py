@@ -13,6 +13,7 @@ def include_routes(app: FastAPI) -> None:
         organisations,
         scoring,
         sites,
+        sync,
         website_visitors,
     )
     from leadbridge.web import permalink
@@ -24,4 +25,5 @@ def include_routes(app: FastAPI) -> None:
     app.include_router(organisations.router)
     app.include_router(scoring.router)
     app.include_router(connections.router)
+    app.include_router(sync.router)
     app.include_router(permalink.router)
