@@ -37,30 +37,28 @@ def _link(row: Any) -> Link:
                 dict(row.values or {}))
 
 
-def by_hub(conn: Connection, connection_id: int, hub_object: str,
-           hub_ids: Iterable[str]) -> dict[str, Link]:
-    ids = list(hub_ids)
+def _by(conn: Connection, connection_id: int, side: str, object_name: str,
+        keys: Iterable[str]) -> dict[str, Link]:
+    """Links by hub id (side "hub") or by remote id (side "remote"), 500 keys a query."""
+    object_column, key_column = object_links.c[f"{side}_object"], object_links.c[f"{side}_id"]
+    ids = list(keys)
     found: dict[str, Link] = {}
     for start in range(0, len(ids), 500):
         rows = conn.execute(select(object_links).where(
-            object_links.c.connection_id == connection_id,
-            object_links.c.hub_object == hub_object,
-            object_links.c.hub_id.in_(ids[start : start + 500])))
-        found.update({r.hub_id: _link(r) for r in rows})
+            object_links.c.connection_id == connection_id, object_column == object_name,
+            key_column.in_(ids[start : start + 500])))
+        found.update({getattr(r, f"{side}_id"): _link(r) for r in rows})
     return found
+
+
+def by_hub(conn: Connection, connection_id: int, hub_object: str,
+           hub_ids: Iterable[str]) -> dict[str, Link]:
+    return _by(conn, connection_id, "hub", hub_object, hub_ids)
 
 
 def by_remote(conn: Connection, connection_id: int, remote_object: str,
               remote_ids: Iterable[str]) -> dict[str, Link]:
-    ids = list(remote_ids)
-    found: dict[str, Link] = {}
-    for start in range(0, len(ids), 500):
-        rows = conn.execute(select(object_links).where(
-            object_links.c.connection_id == connection_id,
-            object_links.c.remote_object == remote_object,
-            object_links.c.remote_id.in_(ids[start : start + 500])))
-        found.update({r.remote_id: _link(r) for r in rows})
-    return found
+    return _by(conn, connection_id, "remote", remote_object, remote_ids)
 
 
 def pending(conn: Connection, connection_id: int, hub_object: str) -> list[Link]:
@@ -90,7 +88,6 @@ def remove(conn: Connection, link_id: int) -> None:
     conn.execute(delete(object_links).where(object_links.c.id == link_id))
 
 
-_ADD = insert(object_links)
 _SETTLE = (update(object_links).where(object_links.c.id == bindparam("link_id"))
            .values(remote_id=bindparam("rid"), values=bindparam("vals"),
                    last_synced_at=bindparam("at")))
