@@ -9,12 +9,12 @@ from sqlalchemy import Engine, insert, select, update
 
 from leadbridge.config import Settings
 from leadbridge.connectors.base import ConnectorError
+from leadbridge.connectors.memory import MemoryCRM
 from leadbridge.store.tables import connections, contacts, object_links
 from leadbridge.sync import errorqueue
 from leadbridge.sync.engine import SyncEngine
 from leadbridge.sync.mapping import MappingManual
 from support import rows, scalar
-from tinycrm import TinyCRM
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -42,7 +42,7 @@ def add_contact(engine: Engine, email: str, name: str | None = None) -> int:
             score_weight=0.0).returning(contacts.c.id)).scalar_one())
 
 
-def sync(engine: Engine, settings: Settings, cid: int, crm: TinyCRM, **kw: object) -> SyncEngine:
+def sync(engine: Engine, settings: Settings, cid: int, crm: MemoryCRM, **kw: object) -> SyncEngine:
     clock = iter(NOW + timedelta(minutes=i) for i in range(10_000))
     return SyncEngine(engine, settings, cid, crm, MANUAL, sleep=lambda s: None,
                       clock=lambda: next(clock), **kw)  # type: ignore[arg-type]
@@ -50,7 +50,7 @@ def sync(engine: Engine, settings: Settings, cid: int, crm: TinyCRM, **kw: objec
 
 def test_first_full_sync_creates_links_and_reports_counts(engine: Engine, settings: Settings,
                                                           connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     for i in range(25):
         add_contact(engine, f"p{i}@example.com", f"P{i}")
     report = sync(engine, settings, connection_id, crm).run()
@@ -70,7 +70,7 @@ def test_first_full_sync_creates_links_and_reports_counts(engine: Engine, settin
 
 def test_existing_crm_records_are_matched_not_duplicated(engine: Engine, settings: Settings,
                                                          connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     crm.put("contacts", email="ANN@example.com", first_name="Ann")
     add_contact(engine, "ann@example.com", None)
     sync(engine, settings, connection_id, crm).run()
@@ -81,7 +81,7 @@ def test_existing_crm_records_are_matched_not_duplicated(engine: Engine, setting
 
 def test_changes_on_both_sides_and_no_echo(engine: Engine, settings: Settings,
                                            connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     cid = add_contact(engine, "bo@example.com", "Bo")
     sync(engine, settings, connection_id, crm).run()
     [rid] = crm.records["contacts"]
@@ -102,7 +102,7 @@ def test_changes_on_both_sides_and_no_echo(engine: Engine, settings: Settings,
 
 def test_email_changed_in_the_crm_keeps_the_link(engine: Engine, settings: Settings,
                                                  connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     add_contact(engine, "old@example.com", "Cy")
     sync(engine, settings, connection_id, crm).run()
     [rid] = crm.records["contacts"]
@@ -115,10 +115,10 @@ def test_email_changed_in_the_crm_keeps_the_link(engine: Engine, settings: Setti
 
 def test_crash_mid_batch_then_rerun_creates_no_duplicate(engine: Engine, settings: Settings,
                                                          connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     for i in range(6):
         add_contact(engine, f"c{i}@example.com", f"C{i}")
-    crm.crash_after = 3
+    crm.crash_after(3)
     with pytest.raises(RuntimeError):
         sync(engine, settings, connection_id, crm).run()
     assert len(crm.records["contacts"]) == 3  # three reached the CRM, none recorded
@@ -133,22 +133,22 @@ def test_crash_mid_batch_then_rerun_creates_no_duplicate(engine: Engine, setting
 
 def test_crm_down_backs_off_then_catches_up(engine: Engine, settings: Settings,
                                             connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     add_contact(engine, "d@example.com", "D")
-    crm.fail_next = 2
+    crm.fail_next(2)
     slept: list[float] = []
     engine_ = sync(engine, settings, connection_id, crm)
     engine_.sleep = slept.append
     report = engine_.run()
     assert report.status == "ok" and len(slept) == 2 and min(slept) >= 2  # Retry-After honoured
     assert len(crm.records["contacts"]) == 1
-    crm.fail_next = 99
+    crm.fail_next(99)
     down = sync(engine, settings, connection_id, crm, max_attempts=3).run()
     assert down.status == "failed" and "503" in down.failures[0]
     with engine.connect() as conn:
         [job] = errorqueue.list_errors(conn)
     assert job.level == "job" and job.next_retry_at is not None
-    crm.fail_next = 0
+    crm.fail_next(0)
     add_contact(engine, "e@example.com", "E")
     back = sync(engine, settings, connection_id, crm).run()
     assert back.status == "ok" and len(crm.records["contacts"]) == 2
@@ -157,15 +157,15 @@ def test_crm_down_backs_off_then_catches_up(engine: Engine, settings: Settings,
 def test_refused_record_goes_to_the_error_queue_and_clears_when_it_syncs(
     engine: Engine, settings: Settings, connection_id: int
 ) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     cid = add_contact(engine, "bad@example.com", "X")
-    crm.refuse.add(str(cid))
+    crm.refuse("contacts", "email: invalid", ref=str(cid))
     report = sync(engine, settings, connection_id, crm).run()
     assert report.status == "partial" and report.counts["push:contact"]["failed"] == 1
     with engine.connect() as conn:
         [err] = errorqueue.list_errors(conn)
     assert err.record_key == str(cid) and "email" in err.reason and err.next_retry_at is None
-    crm.refuse.clear()
+    crm.clear_failures()
     with engine.begin() as conn:
         errorqueue.retry_now(conn, err.id, NOW)
     sync(engine, settings, connection_id, crm).run()
@@ -176,7 +176,7 @@ def test_refused_record_goes_to_the_error_queue_and_clears_when_it_syncs(
 
 def test_same_person_twice_in_one_batch_is_created_once(engine: Engine, settings: Settings,
                                                         connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     add_contact(engine, "twin@example.com", "A")
     with engine.begin() as conn:  # a second contact with the same email under a CRM id
         conn.execute(insert(contacts).values(email=None, external_id="T-2", name="B",
@@ -193,7 +193,7 @@ def test_same_person_twice_in_one_batch_is_created_once(engine: Engine, settings
 
 def test_dry_run_plans_and_writes_nothing(engine: Engine, settings: Settings,
                                           connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     add_contact(engine, "f@example.com", "F")
     crm.put("contacts", email="g@example.com", first_name="G")
     report = sync(engine, settings, connection_id, crm, dry_run=True).run()
@@ -208,7 +208,7 @@ def test_dry_run_plans_and_writes_nothing(engine: Engine, settings: Settings,
 
 def test_pull_cursor_stops_at_the_cycle_start(engine: Engine, settings: Settings,
                                               connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     crm.put("contacts", email="h@example.com", first_name="H")
     sync(engine, settings, connection_id, crm).run()
     assert scalar(engine, "SELECT count(*) FROM contacts") == 1
@@ -220,7 +220,7 @@ def test_pull_cursor_stops_at_the_cycle_start(engine: Engine, settings: Settings
 def test_a_connector_that_answers_other_records_is_not_trusted(
     engine: Engine, settings: Settings, connection_id: int
 ) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     add_contact(engine, "i@example.com", "I")
     real_apply = crm.apply
     crm.apply = lambda order: list(reversed(real_apply(order))) + real_apply(order)  # type: ignore[method-assign]
@@ -231,7 +231,7 @@ def test_a_connector_that_answers_other_records_is_not_trusted(
 
 def test_adding_a_field_mapping_back_fills_existing_records(engine: Engine, settings: Settings,
                                                              connection_id: int) -> None:
-    crm = TinyCRM()
+    crm = MemoryCRM(batch_size=10)
     add_contact(engine, "j@example.com", "J")
     narrow = MappingManual.model_validate({"objects": [{
         "hub": "contact", "crm": "contacts", "match": ["email"],
@@ -253,7 +253,7 @@ def test_errors_left_for_14_days_are_dismissed_with_a_reason(engine: Engine, set
         errorqueue.record(conn, connection_id, level="record", direction="push",
                           object="contact", record_key="9", reason="email: invalid",
                           now=NOW - timedelta(days=15), retriable=False)
-    sync(engine, settings, connection_id, TinyCRM()).run()
+    sync(engine, settings, connection_id, MemoryCRM(batch_size=10)).run()
     with engine.connect() as conn:
         [err] = errorqueue.list_errors(conn, status=None)
     assert err.status == "dismissed" and "14 days" in err.reason

@@ -16,17 +16,17 @@ from typer.testing import CliRunner
 from leadbridge import connections as registry
 from leadbridge.cli import app
 from leadbridge.config import load_settings
+from leadbridge.connectors.memory import MemoryCRM
 from leadbridge.keyring import load_keyring
 from leadbridge.store.tables import contacts
 from support import scalar
-from tinycrm import TinyCRM
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 @pytest.fixture
-def crm(monkeypatch: pytest.MonkeyPatch) -> Iterator[TinyCRM]:
-    tiny = TinyCRM()
+def crm(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryCRM]:
+    tiny = MemoryCRM(batch_size=10)
     monkeypatch.setitem(registry._FACTORIES, "memory", lambda settings, credentials: tiny)
     yield tiny
 
@@ -54,7 +54,7 @@ def run(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return invoke
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(run: Any, crm: TinyCRM,
+def test_dry_run_prints_the_plan_and_writes_nothing(run: Any, crm: MemoryCRM,
                                                     engine: Engine) -> None:
     result = run("sync", "tiny", "--dry-run")
     assert result.exit_code == 0, result.output
@@ -63,7 +63,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run: Any, crm: TinyCRM,
     assert scalar(engine, "SELECT count(*) FROM object_links") == 0
 
 
-def test_sync_creates_then_reports_nothing_to_do(run: Any, crm: TinyCRM, engine: Engine) -> None:
+def test_sync_creates_then_reports_nothing_to_do(run: Any, crm: MemoryCRM, engine: Engine) -> None:
     result = run("sync", "tiny")
     assert result.exit_code == 0, result.output
     assert "1 created" in result.output
@@ -72,8 +72,8 @@ def test_sync_creates_then_reports_nothing_to_do(run: Any, crm: TinyCRM, engine:
     assert again.exit_code == 0 and "created" not in again.output
 
 
-def test_error_queue_lists_retries_and_dismisses(run: Any, crm: TinyCRM, engine: Engine) -> None:
-    crm.refuse.add(str(scalar(engine, "SELECT id FROM contacts")))
+def test_error_queue_lists_retries_and_dismisses(run: Any, crm: MemoryCRM, engine: Engine) -> None:
+    crm.refuse("contacts", "email: invalid", ref=str(scalar(engine, "SELECT id FROM contacts")))
     failed = run("sync", "tiny")
     assert failed.exit_code == 1 and "1 failed" in failed.output
     listing = run("sync", "errors")
@@ -85,7 +85,7 @@ def test_error_queue_lists_retries_and_dismisses(run: Any, crm: TinyCRM, engine:
     assert error_id in run("sync", "errors", "--all").output
 
 
-def test_bad_sync_arguments_name_the_problem(run: Any, crm: TinyCRM) -> None:
+def test_bad_sync_arguments_name_the_problem(run: Any, crm: MemoryCRM) -> None:
     unknown = run("sync", "nope")
     assert unknown.exit_code == 3 and "nope" in unknown.output
     misplaced = run("sync", "tiny", "--retry", "1")
@@ -94,7 +94,7 @@ def test_bad_sync_arguments_name_the_problem(run: Any, crm: TinyCRM) -> None:
     assert missing.exit_code == 3 and "999" in missing.output
 
 
-def test_an_invalid_mapping_manual_is_a_clear_error(run: Any, crm: TinyCRM,
+def test_an_invalid_mapping_manual_is_a_clear_error(run: Any, crm: MemoryCRM,
                                                     tmp_path: Path) -> None:
     (tmp_path / "leadbridge.toml").write_text(
         '[sync.mappings.tiny]\nobjects = [{hub = "contact", crm = "contacts", '
