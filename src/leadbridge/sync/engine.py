@@ -111,6 +111,10 @@ class SyncEngine:
                 self._resolve_pending(mapping, spec, report)  # a crash's loose ends first
                 self._pull(mapping, spec, hub, start, report)
                 self._push(mapping, spec, hub, start, report)
+                if not self.dry_run:  # the CRM answered again: its outage error is over
+                    with self.db.begin() as conn:
+                        errorqueue.resolve(conn, self.connection_id, "cycle", mapping.crm,
+                                           ["*"])
             except ConnectorError as exc:
                 report.failures.append(f"{mapping.hub} <-> {mapping.crm}: {exc}")
                 if not self.dry_run:
@@ -185,8 +189,8 @@ class SyncEngine:
             if link is not None:
                 self._note(report, "pull", m.crm, "unlink", record.id, "deleted in the CRM")
                 if not self.dry_run:
-                    links.remove(conn, link.id)
-                report.count(stream, "unlinked")
+                    links.tombstone(conn, link, now)
+                report.count(stream, "deleted_in_crm")
             return
         linked_before = link is not None
         if link is None:
@@ -295,7 +299,7 @@ class SyncEngine:
         pushed = [f for f in m.fields if f.pushes]
         for record in records:
             link = known.get(record.id)
-            if link is not None and link.pending:
+            if link is not None and (link.pending or link.deleted):
                 continue
             if link is None:
                 if not m.create_in_crm:
@@ -329,12 +333,35 @@ class SyncEngine:
                 updates.append((link, changed, {**link.values, **changed}))
                 self._note(report, "push", m.hub, "update", record.id,
                            f"hub changed {sorted(changed)}")
+        creates = self._drop_twins_of_linked(m, hub, creates, now, report)
         if self.dry_run:
             report.count(stream, "planned_create", len(creates))
             report.count(stream, "planned_update", len(updates))
             return
         self._send_creates(m, spec, hub, creates, now, report)
         self._send_updates(m, spec, updates, now, report)
+
+    def _drop_twins_of_linked(self, m: ObjectMapping, hub: HubObjects,
+                              creates: list[tuple[HubRecord, dict[str, Any]]], now: datetime,
+                              report: CycleReport) -> list[tuple[HubRecord, dict[str, Any]]]:
+        """A record whose first match key equals (ignoring case) that of a hub record already
+        linked to the CRM is the same person: report it for merging, do not create it."""
+        if not creates or not m.match:
+            return creates
+        key = m.match[0]
+        wanted = {str(r.values.get(key) or "").lower() for r, _ in creates} - {""}
+        with self.db.connect() as conn:
+            linked = hub.linked_by_key(conn, self.connection_id, key, wanted)
+        kept = []
+        for record, values in creates:
+            twin = linked.get(str(record.values.get(key) or "").lower())
+            if twin is not None and twin != record.id:
+                self._fail(report, f"push:{m.hub}", m.hub, record.id, now, retriable=False,
+                           reason=f"same {key} as hub record {twin}, which is already in the "
+                                  "CRM; merge them")
+                continue
+            kept.append((record, values))
+        return kept
 
     def _send_creates(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects,
                       creates: list[tuple[HubRecord, dict[str, Any]]], now: datetime,
@@ -397,8 +424,8 @@ class SyncEngine:
                         links.remove(conn, link.id)
                         report.count(stream, "remapped")
                     elif result.outcome == Outcome.NOT_FOUND:
-                        links.remove(conn, link.id)  # re-created next cycle if still wanted
-                        report.count(stream, "not_found")
+                        links.tombstone(conn, link, now)  # deleted in the CRM: stays deleted
+                        report.count(stream, "deleted_in_crm")
                     else:
                         self._record_failure(conn, report, stream, m.hub, link.hub_id, result,
                                              now)

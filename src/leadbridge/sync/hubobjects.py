@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, String, Table, and_, cast, func, insert, select, update
 
 from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
 from leadbridge.scoring.decay import Bands, Decay
-from leadbridge.store.tables import contacts, organisations
+from leadbridge.store.tables import contacts, object_links, organisations
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,23 @@ class HubObjects:
             else:
                 query = query.where(column == value)
         return [str(i) for i in conn.execute(query).scalars()]
+
+    def linked_by_key(self, conn: Connection, connection_id: int, field_name: str,
+                      keys: set[str]) -> dict[str, str]:
+        """Lower-cased `field_name` value -> id, for records of this type already linked."""
+        column = func.lower(self.table.c[field_name])
+        found: dict[str, str] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 500):
+            rows = conn.execute(
+                select(column, self.table.c.id)
+                .join(object_links, and_(object_links.c.hub_id == cast(self.table.c.id, String),
+                                         object_links.c.connection_id == connection_id,
+                                         object_links.c.hub_object == self.name))
+                .where(column.in_(ordered[start : start + 500])))
+            for value, record_id in rows:
+                found.setdefault(value, str(record_id))
+        return found
 
     def write(self, conn: Connection, record_id: str, values: Mapping[str, Any]) -> None:
         clean = {k: v for k, v in values.items() if k in self.writable}

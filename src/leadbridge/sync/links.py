@@ -16,6 +16,7 @@ from leadbridge.store.bulk import driver_sql, time_converter
 from leadbridge.store.tables import object_links
 
 PENDING = "pending:"
+DELETED = "deleted:"  # the CRM record was deleted there: the hub record is not pushed again
 
 
 @dataclass(slots=True)
@@ -30,6 +31,10 @@ class Link:
     @property
     def pending(self) -> bool:
         return self.remote_id.startswith(PENDING)
+
+    @property
+    def deleted(self) -> bool:
+        return self.remote_id.startswith(DELETED)
 
 
 def _link(row: Any) -> Link:
@@ -82,6 +87,13 @@ def settle(conn: Connection, link_id: int, remote_id: str, values: Mapping[str, 
            now: datetime) -> None:
     conn.execute(update(object_links).where(object_links.c.id == link_id)
                  .values(remote_id=remote_id, values=dict(values), last_synced_at=now))
+
+
+def tombstone(conn: Connection, link: Link, now: datetime) -> None:
+    """Remember that the CRM deleted this record, so the hub does not create it again."""
+    if not link.deleted:
+        conn.execute(update(object_links).where(object_links.c.id == link.id)
+                     .values(remote_id=DELETED + link.remote_id, last_synced_at=now))
 
 
 def remove(conn: Connection, link_id: int) -> None:

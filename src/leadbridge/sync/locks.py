@@ -7,6 +7,8 @@ for ever.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -40,12 +42,30 @@ def connection_lock(db: Engine, connection_id: int) -> Iterator[bool]:
     now = datetime.now(UTC)
     with db.connect().execution_options(writer=True) as conn, conn.begin():
         held = conn.execute(select(hub_state.c.value).where(hub_state.c.key == key)).scalar()
-        got = held is None or datetime.fromisoformat(held) < now
+        got = held is None or _lapsed(held, now)
         if got:
-            set_state(conn, key, (now + LEASE).isoformat())
+            set_state(conn, key, f"{(now + LEASE).isoformat()}|{socket.gethostname()}|"
+                                 f"{os.getpid()}")
     try:
         yield got
     finally:
         if got:
             with db.begin() as conn:
                 conn.execute(delete(hub_state).where(hub_state.c.key == key))
+
+
+def _lapsed(lease: str, now: datetime) -> bool:
+    """A lease is over when it expired, or when its holder on this machine has died."""
+    expiry, _, holder = lease.partition("|")
+    if datetime.fromisoformat(expiry) < now:
+        return True
+    host, _, pid = holder.partition("|")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
