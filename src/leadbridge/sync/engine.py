@@ -194,9 +194,15 @@ class SyncEngine:
             return
         linked_before = link is not None
         if link is None:
-            hub_id, ambiguous = self._match(conn, m, hub, record)
-            if ambiguous:  # its twin in the hub is linked to another CRM record already
+            hub_id, twin = self._match(conn, m, hub, record)
+            if twin is not None:  # the hub's match is linked to another CRM record already
                 report.count(stream, "duplicate_in_crm")
+                if not self.dry_run:
+                    errorqueue.record(
+                        conn, self.connection_id, level="record", direction="pull",
+                        object=m.crm, record_key=record.id, now=now, retriable=False,
+                        reason=f"same {', '.join(m.match)} as {m.crm} record {twin.remote_id}, "
+                               f"which is hub {m.hub} {twin.hub_id}; merge them in the CRM")
                 return
             if hub_id is None:
                 if not m.create_in_hub:
@@ -206,7 +212,9 @@ class SyncEngine:
                 self._note(report, "pull", m.crm, "create", record.id, "new in the CRM")
                 hub_id = hub.create(conn, values)
                 report.count(stream, "created")
-            link = links.Link(0, m.hub, hub_id, m.crm, record.id, {})
+            # a record deleted in the CRM earlier may come back under a new id: reuse its link
+            gone = links.by_hub(conn, self.connection_id, m.hub, [hub_id]).get(hub_id)
+            link = links.Link(gone.id if gone else 0, m.hub, hub_id, m.crm, record.id, {})
             self._note(report, "pull", m.crm, "link", record.id, f"matches hub {hub_id}")
         current = hub.read(conn, [link.hub_id]).get(link.hub_id)
         if current is None:  # the hub record is gone: forget the pair
@@ -237,7 +245,7 @@ class SyncEngine:
         hub.write(conn, link.hub_id, to_hub)
         if isinstance(hub, WebsiteVisitorObjects):
             hub.set_account(conn, link.hub_id, record.id)
-        if linked_before:
+        if linked_before or link.id:
             links.settle(conn, link.id, record.id, agreed, now)
         else:
             links.add(conn, self.connection_id, m.hub, link.hub_id, m.crm, record.id, agreed,
@@ -245,16 +253,19 @@ class SyncEngine:
             report.count(stream, "linked")
 
     def _match(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
-               record: RemoteRecord) -> tuple[str | None, bool]:
-        """The unlinked hub record with the same match-key values (lowest id), if any; and
-        whether matching records exist but are all linked to other CRM records."""
+               record: RemoteRecord) -> tuple[str | None, links.Link | None]:
+        """The hub record with the same match-key values (lowest id) that is not linked to
+        a live CRM record; else, when all matches are linked, the link of the first one."""
         match = {key: record.fields.get(m.crm_field(key)) for key in m.match}
         if not match or any(is_blank(v) for v in match.values()):
-            return None, False
+            return None, None
         candidates = hub.find(conn, match)
-        taken = links.by_hub(conn, self.connection_id, m.hub, candidates)
+        existing = links.by_hub(conn, self.connection_id, m.hub, candidates)
+        taken = {k: v for k, v in existing.items() if not v.deleted}
         free = next((c for c in candidates if c not in taken), None)
-        return free, free is None and bool(candidates)
+        if free is None and candidates:
+            return None, taken[candidates[0]]
+        return free, None
 
     # -- push: hub -> CRM ------------------------------------------------------------------
 
