@@ -22,6 +22,7 @@ from leadbridge.api.app import create_app
 from leadbridge.apikeys import create_key
 from leadbridge.config import Settings, load_settings
 from leadbridge.hub import Hub
+from leadbridge.jobs import ensure_job_schema
 from leadbridge.sites import add_site
 from leadbridge.store import make_engine, upgrade
 from leadbridge.store.tables import metadata
@@ -67,6 +68,7 @@ def pg_url() -> Iterator[str]:
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     engine = make_engine(url)
     upgrade(engine)
+    ensure_job_schema(engine)  # the served app runs procrastinate workers on PostgreSQL
     engine.dispose()
     yield url
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

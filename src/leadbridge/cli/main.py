@@ -15,6 +15,7 @@ from leadbridge.cli import (
     serve,
     sites,
     sync,
+    worker,
 )
 from leadbridge.redact import install_redaction
 
@@ -38,5 +39,6 @@ app.add_typer(connections.app, name="connections")
 app.add_typer(connections.secrets_app, name="secrets")
 app.command("serve")(serve.serve)
 app.command("sync")(sync.sync)
+app.command("worker")(worker.worker)
 app.command("erase")(privacy.erase)
 app.command("retention")(privacy.retention)

@@ -16,6 +16,7 @@ from leadbridge.cli.scoring import rescore_with_progress
 from leadbridge.config import Settings
 from leadbridge.hub import Hub
 from leadbridge.identify.enrichment import import_companies
+from leadbridge.jobs import ensure_job_schema
 from leadbridge.scoring.backfill import mark_current, needs_rescore, rebase_if_needed
 from leadbridge.store import make_engine, upgrade
 from leadbridge.store.tables import hits, organisations
@@ -73,6 +74,7 @@ def prepare(cfg: Settings) -> Hub:
     """Migrate, move the decay epoch if due, re-score if rules changed; return the hub."""
     engine = make_engine(cfg.database_url, synchronous=cfg.tracking.sqlite_synchronous)
     upgrade(engine)
+    ensure_job_schema(engine)
     rebase_if_needed(engine, cfg, datetime.now(UTC))
     if cfg.identify.companies_csv is not None:
         with engine.begin() as conn:

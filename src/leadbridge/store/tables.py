@@ -359,3 +359,35 @@ sync_errors = Table(
     _ts("last_failed_at", nullable=False),
     UniqueConstraint("connection_id", "direction", "object", "record_key"),
 )
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+# the in-process runner's queue (`leadbridge.jobs.inprocess`); with procrastinate, the reason
+# a procrastinate job failed, which procrastinate itself does not keep (`procrastinate_id`)
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("kind", String(100), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("key", String(200)),  # idempotency key: at most one waiting job per key
+    Column("lock", String(200)),  # at most one running job per lock (one sync per connection)
+    Column("status", String(10), nullable=False),  # waiting, running, done, failed
+    Column("attempts", Integer, nullable=False, default=0),  # runs started so far
+    Column("max_attempts", Integer, nullable=False),
+    _ts("run_at", nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("started_at"),
+    _ts("finished_at"),
+    _ts("lease_until"),  # a running job past its lease was left by a process that stopped
+    Column("worker", String(100)),
+    Column("error", Text),
+    Column("procrastinate_id", BigInteger, unique=True),
+    Index("ix_jobs_status_run_at", "status", "run_at"),
+    Index("uq_jobs_waiting_key", "key", unique=True, sqlite_where=text("status = 'waiting'"),
+          postgresql_where=text("status = 'waiting'")),
+    Index("uq_jobs_running_lock", "lock", unique=True, sqlite_where=text("status = 'running'"),
+          postgresql_where=text("status = 'running'")),
+)
