@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    func,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -118,6 +119,7 @@ organisations = Table(
     Index("ix_organisations_score_weight", "score_weight"),
     Index("ix_organisations_last_visit_at", "last_visit_at"),
     Index("ix_organisations_domain", "domain"),
+    Index("ix_organisations_domain_lower", func.lower(text("domain"))),
 )
 
 # Every key a resolver can produce for an organisation ("asn:15169", "range:acme.com").
@@ -158,6 +160,7 @@ contacts = Table(
     _ts("created_at", nullable=False),
     _ts("updated_at"),
     Index("ix_contacts_score_weight", "score_weight"),
+    Index("ix_contacts_email_lower", func.lower(text("email"))),
 )
 
 browser_visitors = Table(

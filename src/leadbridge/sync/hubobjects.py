@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, and_, cast, func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
@@ -94,18 +94,20 @@ class HubObjects:
     def linked_by_key(self, conn: Connection, connection_id: int, field_name: str,
                       keys: set[str]) -> dict[str, str]:
         """Lower-cased `field_name` value -> id, for records of this type already linked."""
+        # two indexed lookups: lower(field) (an expression index), then the links by hub id
         column = func.lower(self.table.c[field_name])
         found: dict[str, str] = {}
         ordered = sorted(keys)
         for start in range(0, len(ordered), 500):
-            rows = conn.execute(
-                select(column, self.table.c.id)
-                .join(object_links, and_(object_links.c.hub_id == cast(self.table.c.id, String),
-                                         object_links.c.connection_id == connection_id,
-                                         object_links.c.hub_object == self.name))
-                .where(column.in_(ordered[start : start + 500])))
+            rows = conn.execute(select(column, self.table.c.id)
+                                .where(column.in_(ordered[start : start + 500]))).all()
+            linked = set(conn.execute(select(object_links.c.hub_id).where(
+                object_links.c.connection_id == connection_id,
+                object_links.c.hub_object == self.name,
+                object_links.c.hub_id.in_([str(r.id) for r in rows]))).scalars())
             for value, record_id in rows:
-                found.setdefault(value, str(record_id))
+                if str(record_id) in linked:
+                    found.setdefault(value, str(record_id))
         return found
 
     def write(self, conn: Connection, record_id: str, values: Mapping[str, Any]) -> None:
