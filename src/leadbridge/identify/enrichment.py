@@ -8,8 +8,6 @@ later (see `profile_for`).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from sqlalchemy import Connection, Integer, bindparam, func, insert, select, upd
 
 from leadbridge.errors import InputError
 from leadbridge.identify.classify import domain_key, name_key
+from leadbridge.identify.csvfile import named, open_table
 from leadbridge.store.state import bump_config_version
 from leadbridge.store.tables import company_profiles, organisations
 
@@ -194,31 +193,18 @@ def profiles_for(
 
 def _read_companies(report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
     path = report.path
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read: {exc}") from exc
-    first_line = text.split("\n", 1)[0]
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip().lower() or f"(column {i})" for i, h in enumerate(next(reader, []), 1)]
+    header, rows = open_table(path)
     if "domain" not in header and "name" not in header:
         raise InputError(
             f"{path}: the first line must name the columns, with domain or name among them "
             f"({', '.join(COMPANY_COLUMNS)}); found {', '.join(header) or 'nothing'}"
         )
     report.ignored_columns = [h for h in header if h not in COMPANY_COLUMNS]
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        row = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(header)}
+    for line, cells in rows:
+        row = named(header, cells)
         if len(cells) > len(header):
             row = {"": f"the row has {len(cells)} values but the header names {len(header)}"}
-        yield reader.line_num, row
+        yield line, row
 
 
 def _parse_row(row: dict[str, str]) -> _Profile:

@@ -7,9 +7,7 @@ cached, because the same addresses come back again and again.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import ipaddress
 import logging
 import re
@@ -31,6 +29,7 @@ from leadbridge.identify.classify import (
     domain_key,
     name_key,
 )
+from leadbridge.identify.csvfile import named, open_table
 
 log = logging.getLogger(__name__)
 
@@ -332,29 +331,16 @@ def _read_rows(path: Path, required: Sequence[str]) -> Iterable[tuple[int, dict[
     Values are stripped and a short row reads as blanks. A row with more values than the
     header has columns comes back with the problem under the key `""`.
     """
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read: {exc}") from exc
-    first_line = text.split("\n", 1)[0]
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip().lower() or f"(column {i})" for i, h in enumerate(next(reader, []), 1)]
+    header, rows = open_table(path)
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"{path}: the first line must name the columns "
                          f"{', '.join(RANGE_COLUMNS)}; missing {', '.join(missing)}")
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        row = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(header)}
+    for line, cells in rows:
+        row = named(header, cells)
         if len(cells) > len(header):
             row[""] = f"the row has {len(cells)} values but the header names {len(header)} columns"
-        yield reader.line_num, row
+        yield line, row
 
 
 # -- the chain ---------------------------------------------------------------------------------
