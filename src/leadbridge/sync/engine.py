@@ -171,20 +171,25 @@ class SyncEngine:
             page = self._call(self.connector.report, ReportRequest(
                 m.crm, cursor, start, PAGE_SIZE, crm_fields))
             with self.db.begin() as conn:
+                # one query each for the page's links and their hub records, not per record
+                known = links.by_remote(conn, self.connection_id, m.crm,
+                                        [r.id for r in page.records])
+                current = hub.read(conn, [link.hub_id for link in known.values()])
                 for record in page.records:
-                    self._pull_record(conn, m, hub, record, start, report)
-                if not self.dry_run:
-                    cursors.save(conn, self.connection_id, stream, page.cursor, start)
+                    self._pull_record(conn, m, hub, record, known.get(record.id), current,
+                                      start, report)
                 if self.dry_run:
                     conn.rollback()
+                else:
+                    cursors.save(conn, self.connection_id, stream, page.cursor, start)
             cursor = page.cursor
             if not page.more:
                 return
 
     def _pull_record(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
-                     record: RemoteRecord, now: datetime, report: CycleReport) -> None:
+                     record: RemoteRecord, link: links.Link | None,
+                     read: dict[str, HubRecord], now: datetime, report: CycleReport) -> None:
         stream = f"pull:{m.crm}"
-        link = links.by_remote(conn, self.connection_id, m.crm, [record.id]).get(record.id)
         if record.deleted:
             if link is not None:
                 self._note(report, "pull", m.crm, "unlink", record.id, "deleted in the CRM")
@@ -216,7 +221,9 @@ class SyncEngine:
             gone = links.by_hub(conn, self.connection_id, m.hub, [hub_id]).get(hub_id)
             link = links.Link(gone.id if gone else 0, m.hub, hub_id, m.crm, record.id, {})
             self._note(report, "pull", m.crm, "link", record.id, f"matches hub {hub_id}")
-        current = hub.read(conn, [link.hub_id]).get(link.hub_id)
+        current = read.get(link.hub_id) if linked_before else None
+        if current is None:
+            current = hub.read(conn, [link.hub_id]).get(link.hub_id)
         if current is None:  # the hub record is gone: forget the pair
             if linked_before and not self.dry_run:
                 links.remove(conn, link.id)
