@@ -6,13 +6,24 @@ frames reach the file, not yet the disk) and calls `fsync` on the WAL itself bef
 acknowledges the hits: the same guarantee (an acknowledged hit survives a power cut), while the
 next batch is already being written. One fsync covers every commit made before it started, so
 concurrent waiters share it.
+
+Checkpoints (copying the log's pages back into the database file, then an fsync of that file)
+would otherwise run inside whichever commit crosses SQLite's threshold, on the event loop. The
+writer turns them off on its connection and a `Checkpointer` thread runs them instead, on its
+own connection: SQLite does that work without holding the GIL, beside the writer, never
+blocking it (a PASSIVE checkpoint takes no write lock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sqlite3
+import threading
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class WalSync:
@@ -72,3 +83,41 @@ class WalSync:
 def _drain_others(fut: asyncio.Future[None] | None, exc: BaseException) -> None:
     if fut is not None and not fut.done():
         fut.set_exception(exc)
+
+
+class Checkpointer:
+    """A thread that checkpoints the write-ahead log every `interval` seconds (PASSIVE)."""
+
+    def __init__(self, database: Path, interval: float = 0.2) -> None:
+        self.database = database
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.database, timeout=30, check_same_thread=False)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints += 1
+                except sqlite3.Error as exc:  # busy or locked: the next round catches up
+                    log.debug("checkpoint skipped: %s", exc)
+        finally:
+            conn.close()

@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from leadbridge.errors import StoreError
-from leadbridge.store.durability import WalSync
+from leadbridge.store.durability import Checkpointer, WalSync
 from leadbridge.tracking.batch import BatchWriter, PreparedHit
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,11 @@ class GroupCommit:
         self.engine = engine
         # SQLite with durability: commit without fsync, then one shared fsync of the WAL
         self._wal: WalSync | None = None
+        self._checkpointer: Checkpointer | None = None
         database = engine.url.database
         if durable and engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._wal = WalSync(Path(database).resolve())
+            self._checkpointer = Checkpointer(Path(database).resolve())
         self.writer = writer
         self.max_batch = max_batch
         self._queue: list[tuple[PreparedHit, asyncio.Future[None]]] = []
@@ -62,6 +64,11 @@ class GroupCommit:
             sys.setswitchinterval(SWITCH_INTERVAL)
         self._stopping = False
         self._wakeup = asyncio.Event()
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+            if self._conn is not None:  # reopened with SQLite's own checkpoints off
+                self._conn.close()
+                self._conn = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def aclose(self) -> None:
@@ -81,6 +88,8 @@ class GroupCommit:
         if self._task is not None and not self._task.done():
             raise RuntimeError("close() while the flusher runs; use aclose()")
         self._flush_rejections()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -192,6 +201,8 @@ class GroupCommit:
                 raw = self._conn.connection.dbapi_connection
                 assert raw is not None
                 raw.execute("PRAGMA synchronous=NORMAL")
+                if self._checkpointer is not None and self._checkpointer.running:
+                    raw.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
         return self._conn
 
     def _discard(self, conn: Connection) -> None:
