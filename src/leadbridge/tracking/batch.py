@@ -6,6 +6,12 @@ of organisations, contacts and browsers are updated with one statement per kind.
 additive (`x = x + delta`), so several writer processes can share a PostgreSQL database.
 Statements are built once per dialect and reused: compiling SQL per batch would cost more
 than writing it.
+
+Two hooks tell the sync about the events that matter, on the batch's own connection and
+inside its transaction (so whatever they write commits or rolls back with the hits): a batch
+that created a Website Visitor, and one that moved a Website Visitor's or a contact's score
+into another band. Each is called at most once per batch; when neither is set, the writer
+does no extra work.
 """
 
 from __future__ import annotations
@@ -22,13 +28,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
 from leadbridge.identify.contacts import Identity, get_or_create_contact, link_browser
-from leadbridge.identify.organisations import ensure_organisations
+from leadbridge.identify.organisations import (
+    WEBSITE_VISITOR_TYPES,
+    ensure_organisations,
+    is_website_visitor,
+)
 from leadbridge.identify.resolvers import OrgMatch
-from leadbridge.scoring.decay import Decay
+from leadbridge.scoring.decay import Bands, Decay
 from leadbridge.scoring.ruleset import rebase
 from leadbridge.store.bulk import BulkInsert, driver_sql, time_converter, uuid_converter
 from leadbridge.store.state import config_version
 from leadbridge.store.tables import (
+    contacts,
     hits,
     intake_rejections,
     organisations,
@@ -123,7 +134,10 @@ class BatchWriter:
     orgs: dict[str, tuple[int, bool]] = field(default_factory=dict)  # key -> (id, scored)
     last_hit: dict[int, tuple[Any, datetime]] = field(default_factory=dict)
     rejections: Counter[tuple[int, str]] = field(default_factory=Counter)
-    on_new_organisations: Callable[[], None] | None = None  # e.g. a sync cycle soon
+    # sync hooks (see the module docstring); `bands` is needed for `on_band_change`
+    on_new_organisations: Callable[[Connection], None] | None = None
+    on_band_change: Callable[[Connection], None] | None = None
+    bands: Bands | None = None
     _seen_version: str | None = None
     _version_checked: float = 0.0
 
@@ -206,7 +220,32 @@ class BatchWriter:
         if browser_last:
             conn.exec_driver_sql(sql.browser_seen,
                                  [(to_time(v), k) for k, v in browser_last.items()])
+        if self.on_band_change is not None and self.bands is not None and (
+                self._band_moved(conn, org_totals, now, website_visitors=True)
+                or self._band_moved(conn, contact_totals, now, website_visitors=False)):
+            self.on_band_change(conn)
         self.flush_rejections(conn, now)
+
+    def _band_moved(self, conn: Connection, totals: dict[int, _Totals], now: datetime, *,
+                    website_visitors: bool) -> bool:
+        """Whether a total this batch raised crossed a band threshold: one read of the new
+        weights of the rows it touched (the old weight is the new one less the batch's)."""
+        assert self.bands is not None
+        raised = [k for k, t in totals.items() if t.weight > 0]
+        if not raised:
+            return False
+        # thresholds as weights at `now`: a band changed when one lies in (old, new]
+        limits = [self.decay.weight_threshold(score, now)
+                  for _, score in self.bands.ordered[1:]]
+        table = organisations if website_visitors else contacts
+        query = select(table.c.id, table.c.score_weight).where(table.c.id.in_(raised))
+        if website_visitors:
+            query = query.where(is_website_visitor())
+        for row_id, weight in conn.execute(query):
+            before = weight - totals[row_id].weight
+            if any(before < limit <= weight for limit in limits):
+                return True
+        return False
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -258,14 +297,19 @@ class BatchWriter:
         missing = [m for k, m in matches.items() if k not in self.orgs]
         if missing:
             ids = ensure_organisations(conn, missing, now)
-            if self.on_new_organisations is not None:
-                self.on_new_organisations()
-            blocked = {r.id: r.blocked for r in conn.execute(
-                select(organisations.c.id, organisations.c.blocked)
+            found = conn.execute(
+                select(organisations.c.id, organisations.c.blocked, organisations.c.type,
+                       organisations.c.created_at)
                 .where(organisations.c.id.in_(set(ids.values())))
-            )}
+            ).all()
+            blocked = {r.id: r.blocked for r in found}
             for key, org_id in ids.items():
                 self.orgs[key] = (org_id, not blocked.get(org_id, False))
+            # created by this batch (stamped with its time), and shown as a Website Visitor
+            if self.on_new_organisations is not None and any(
+                    r.created_at == now and r.type in WEBSITE_VISITOR_TYPES and not r.blocked
+                    for r in found):
+                self.on_new_organisations(conn)
         return {k: self.orgs[k] for k in matches}
 
     def flush_rejections(self, conn: Connection, now: datetime) -> None:
