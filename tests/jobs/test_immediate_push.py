@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 from starlette.testclient import TestClient
 
 from leadbridge import connections as registry
@@ -29,6 +29,8 @@ from leadbridge.hub import Hub
 from leadbridge.keyring import load_keyring
 from leadbridge.sites import add_site
 from leadbridge.store.tables import jobs as jobs_table
+from leadbridge.store.tables import organisations
+from leadbridge.tracking import batch as batch_module
 from support import TEST_RANGES, rows, scalar, track, wait_for
 
 MANUAL = {"objects": [{
@@ -124,6 +126,30 @@ def test_the_batch_tells_of_new_website_visitors_and_band_changes_only(
     finally:
         hub.close()
     assert all(c is new.calls[0] for c in new.calls + moved.calls), "the batch's own connection"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_band_crossed_with_another_writers_points_is_seen_once_its_weights_are_read_again(
+        db_url: str, tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_module, "_WEIGHTS_FOR", 0.0)  # read weights every batch
+    settings = push_settings(db_url, tmp_path, run_in_serve=False)
+    hub = Hub(settings)
+    site, _ = site_and_key(hub)
+    moved = Recorder()
+    try:
+        with TestClient(create_app(settings, hub), client=("198.51.100.7", 50000)) as client:
+            hub.commit.writer.on_band_change = moved
+            assert track(client, site, "https://www.example.com/pricing").status_code == 200
+            # another process adds 4.5 points: 19.5, still cold
+            with hub.engine.begin() as conn:
+                conn.execute(update(organisations).values(
+                    score_weight=organisations.c.score_weight
+                    + hub.commit.writer.decay.weight(4.5, datetime.now(UTC))))
+            assert moved.calls == []
+            assert track(client, site, "https://www.example.com/about").status_code == 200
+            assert len(moved.calls) == 1  # 20.5: warm, with this writer's single point
+    finally:
+        hub.close()
 
 
 # -- the served app pushes within seconds ---------------------------------------------------

@@ -16,6 +16,8 @@ does no extra work.
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,18 +30,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
 from leadbridge.identify.contacts import Identity, get_or_create_contact, link_browser
-from leadbridge.identify.organisations import (
-    WEBSITE_VISITOR_TYPES,
-    ensure_organisations,
-    is_website_visitor,
-)
+from leadbridge.identify.organisations import WEBSITE_VISITOR_TYPES, ensure_organisations
 from leadbridge.identify.resolvers import OrgMatch
 from leadbridge.scoring.decay import Bands, Decay
 from leadbridge.scoring.ruleset import rebase
 from leadbridge.store.bulk import BulkInsert, driver_sql, time_converter, uuid_converter
 from leadbridge.store.state import config_version
 from leadbridge.store.tables import (
-    contacts,
     hits,
     intake_rejections,
     organisations,
@@ -83,6 +80,8 @@ _BROWSERS = ("INSERT INTO browser_visitors (site_id, visitor_key, first_seen_at,
              "last_seen_at = excluded.last_seen_at "
              "RETURNING site_id, visitor_key, id, contact_id")
 _BROWSER_CHUNK = 250
+_WEIGHTS_FOR = 30.0  # seconds a remembered score weight is trusted (other writers add too)
+_VISITOR_TYPES = "(" + ", ".join(f"'{t}'" for t in WEBSITE_VISITOR_TYPES) + ")"
 
 
 @dataclass(frozen=True)
@@ -138,6 +137,9 @@ class BatchWriter:
     on_new_organisations: Callable[[Connection], None] | None = None
     on_band_change: Callable[[Connection], None] | None = None
     bands: Bands | None = None
+    # (kind, id) -> score weight as of this writer's last batch; None: not a Website Visitor
+    weights: dict[tuple[str, int], float | None] = field(default_factory=dict)
+    _weights_since: float = 0.0
     _seen_version: str | None = None
     _version_checked: float = 0.0
 
@@ -145,6 +147,7 @@ class BatchWriter:
         self.browsers.clear()
         self.orgs.clear()
         self.last_hit.clear()
+        self.weights.clear()
 
     def refresh_if_changed(self, conn: Connection, monotonic_now: float) -> None:
         if monotonic_now - self._version_checked < 1.0:
@@ -163,6 +166,7 @@ class BatchWriter:
         rebased = rebase(conn, self.decay, now)
         if rebased is not None:
             self.decay = rebased
+            self.weights.clear()
         upserted: set[int] = set()
         bv_ids = self._browser_ids(conn, sql, batch, upserted)
         self._identify(conn, batch, bv_ids, now)
@@ -220,32 +224,52 @@ class BatchWriter:
         if browser_last:
             conn.exec_driver_sql(sql.browser_seen,
                                  [(to_time(v), k) for k, v in browser_last.items()])
-        if self.on_band_change is not None and self.bands is not None and (
-                self._band_moved(conn, org_totals, now, website_visitors=True)
-                or self._band_moved(conn, contact_totals, now, website_visitors=False)):
-            self.on_band_change(conn)
+        if self.on_band_change is not None and self.bands is not None:
+            moved = self._band_moved(conn, org_totals, now, website_visitors=True)
+            if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:
+                self.on_band_change(conn)
         self.flush_rejections(conn, now)
 
     def _band_moved(self, conn: Connection, totals: dict[int, _Totals], now: datetime, *,
                     website_visitors: bool) -> bool:
-        """Whether a total this batch raised crossed a band threshold: one read of the new
-        weights of the rows it touched (the old weight is the new one less the batch's)."""
+        """Whether a total this batch raised crossed a band threshold.
+
+        Weights are remembered between batches (this writer's own additions keep them
+        current), so a batch reads only the rows it has not seen for `_WEIGHTS_FOR`; the
+        read comes after this batch's update, so the weight before it is the one read less
+        the batch's share. Other writers' additions are picked up when the memory expires.
+        """
         assert self.bands is not None
-        raised = [k for k, t in totals.items() if t.weight > 0]
-        if not raised:
-            return False
-        # thresholds as weights at `now`: a band changed when one lies in (old, new]
+        if time.monotonic() - self._weights_since > _WEIGHTS_FOR:
+            self.weights.clear()
+            self._weights_since = time.monotonic()
+        kind = "o" if website_visitors else "c"
+        raised = {k: t.weight for k, t in totals.items() if t.weight > 0}
+        unseen = [k for k in raised if (kind, k) not in self.weights]
+        if unseen:
+            marks = ", ".join("?" * len(unseen))
+            if website_visitors:  # plain SQL: compiling a Core IN of hundreds of ids costs more
+                sql = (f"SELECT id, score_weight FROM organisations WHERE id IN ({marks}) AND "
+                       f"type IN {_VISITOR_TYPES} AND NOT blocked AND merged_into_id IS NULL")
+            else:
+                sql = f"SELECT id, score_weight FROM contacts WHERE id IN ({marks})"
+            for key in unseen:
+                self.weights[(kind, key)] = None  # not a Website Visitor, unless read below
+            for row_id, weight in conn.exec_driver_sql(driver_sql(sql, conn.dialect.name),
+                                                       tuple(unseen)):
+                self.weights[(kind, row_id)] = weight - raised[row_id]
+        # thresholds as weights at `now`: a band changed when one lies in (before, after]
         limits = [self.decay.weight_threshold(score, now)
                   for _, score in self.bands.ordered[1:]]
-        table = organisations if website_visitors else contacts
-        query = select(table.c.id, table.c.score_weight).where(table.c.id.in_(raised))
-        if website_visitors:
-            query = query.where(is_website_visitor())
-        for row_id, weight in conn.execute(query):
-            before = weight - totals[row_id].weight
-            if any(before < limit <= weight for limit in limits):
-                return True
-        return False
+        moved = False
+        for key, added in raised.items():
+            before = self.weights[(kind, key)]
+            if before is None:
+                continue
+            self.weights[(kind, key)] = before + added
+            if bisect_right(limits, before) != bisect_right(limits, before + added):
+                moved = True
+        return moved
 
     # -- steps ---------------------------------------------------------------------------
 
