@@ -318,6 +318,38 @@ def test_two_workers_share_the_jobs_and_run_each_once(
 
 
 @RUNNERS
+def test_a_cycle_stopped_by_the_budget_is_queued_again_for_when_it_resumes(
+        jobs: Jobs, engine: Engine, settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    crm = MemoryCRM(batch_size=10)
+    reset = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    crm.rate_limit(1, limit=100, reset_at=reset)  # one call left: the report page
+    monkeypatch.setitem(registry._FACTORIES, "memory", lambda settings, credentials: crm)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        registry.add_connection(conn, load_keyring(settings), "tiny", "memory", {}, {})
+        conn.execute(insert(contacts).values(email="ann@example.com", name="Ann",
+                                             created_at=now, updated_at=now, hit_count=0,
+                                             score_weight=0.0))
+    job = jobs.enqueue("sync_connection", {"name": "tiny"})
+    assert job is not None
+    drain(jobs)
+    assert jobs.status(job).state == "done"  # paused is not failed: no retries
+    assert crm.calls == 1 and crm.records["contacts"] == {}
+    assert scalar(engine, "SELECT status FROM sync_runs") == "budget_exhausted"
+    if jobs.runner == "inprocess":
+        sql = "SELECT run_at FROM jobs WHERE status = 'waiting' AND kind = 'sync_connection'"
+    else:
+        sql = ("SELECT scheduled_at FROM procrastinate_jobs WHERE status = 'todo' "
+               "AND task_name = 'sync_connection'")
+    with engine.connect() as conn:
+        [resume] = conn.execute(text(sql)).scalars().all()
+    if isinstance(resume, str):  # SQLite
+        resume = datetime.fromisoformat(resume)
+    assert abs((resume.replace(tzinfo=resume.tzinfo or UTC) - reset).total_seconds()) < 1
+
+
+@RUNNERS
 def test_sync_soon_asks_once_per_enabled_connection_with_the_events_transaction(
         jobs: Jobs, engine: Engine, settings: Settings) -> None:
     keyring = load_keyring(settings)
