@@ -120,6 +120,20 @@ def test_the_crms_zero_left_wins_over_the_hubs_own_count(engine: Engine,
     assert usage is not None and usage.blocked_until is None and usage.crm_remaining == 499
 
 
+def test_retry_after_blocks_the_connection_only_when_the_crm_refused_the_whole_call(
+        engine: Engine, connection_id: int) -> None:  # noqa: F811
+    clock = Clock(WINDOW_START)
+    budget = ApiBudget(engine, connection_id, BudgetLimits(None, None, 60), clock=clock)
+    later = WINDOW_START + timedelta(seconds=90)
+    # a call answered per record: a record's 429 is that record's retry, not the connection's
+    budget.spend(3, RateInfo(WINDOW_START, retry_at=later))
+    budget.check()
+    budget.spend(1, RateInfo(WINDOW_START, retry_at=later), refused=True)
+    with pytest.raises(BudgetExhausted, match="the CRM asked to wait") as stopped:
+        budget.check()
+    assert stopped.value.resumes_at == later
+
+
 # -- the engine inside the budget ----------------------------------------------------------------
 
 def test_an_exhausted_window_stops_the_cycle_cleanly_and_the_next_window_finishes_it(

@@ -66,10 +66,11 @@ class RateInfo:
         return min(self.windows, key=lambda w: (w.remaining / w.limit if w.limit else math.inf,
                                                 w.remaining))
 
-    def blocked_until(self, fallback: timedelta) -> datetime | None:
-        """Until when the CRM will refuse calls: the latest of Retry-After and the resets of
-        exhausted windows (an exhausted window that gave no reset counts `fallback`)."""
-        moments = [self.retry_at] if self.retry_at else []
+    def blocked_until(self, fallback: timedelta, *, retry_after: bool = True) -> datetime | None:
+        """Until when the CRM will refuse calls: the latest of Retry-After (unless
+        `retry_after` is off) and the resets of exhausted windows (an exhausted window that
+        gave no reset counts `fallback`)."""
+        moments = [self.retry_at] if self.retry_at and retry_after else []
         for window in self.windows:
             if window.exhausted:
                 moments.append(window.reset_at or self.seen_at + fallback)

@@ -115,8 +115,10 @@ class ApiBudget:
                 "(sync.budget.calls_per_window)",
                 start + timedelta(seconds=self.limits.window_seconds))
 
-    def spend(self, calls: int, rate: RateInfo | None = None) -> None:
-        """Count `calls` made now, and take in what the CRM said about its limits."""
+    def spend(self, calls: int, rate: RateInfo | None = None, *, refused: bool = False) -> None:
+        """Count `calls` made now, and take in what the CRM said about its limits. Its
+        Retry-After blocks the connection only when it `refused` the call as a whole: one
+        that answered per record leaves a record's Retry-After to that record's retry."""
         now = self.clock()
         start = self._window_start(now)
         values: dict[str, Any] = {
@@ -136,14 +138,14 @@ class ApiBudget:
             "updated_at": ins.excluded.updated_at,
         }
         if rate:
-            absorbed = self._absorb(rate)
+            absorbed = self._absorb(rate, refused)
             values.update(absorbed)
             changes.update({name: ins.excluded[name] for name in absorbed})
         with self.db.begin() as conn:
             conn.execute(ins.values(connection_id=self.connection_id, **values)
                          .on_conflict_do_update(index_elements=[t.connection_id], set_=changes))
 
-    def _absorb(self, rate: RateInfo) -> dict[str, Any]:
+    def _absorb(self, rate: RateInfo, refused: bool) -> dict[str, Any]:
         """Columns for what the CRM said; only what it said (a header it did not send leaves
         the stored value alone)."""
         found: dict[str, Any] = {}
@@ -151,8 +153,9 @@ class ApiBudget:
         if window is not None:
             found.update(crm_window=window.name, crm_remaining=window.remaining,
                          crm_limit=window.limit, crm_seen_at=rate.seen_at)
-        if window is not None or rate.retry_at is not None:
-            until = rate.blocked_until(timedelta(seconds=self.limits.window_seconds))
+        if window is not None or (refused and rate.retry_at is not None):
+            until = rate.blocked_until(timedelta(seconds=self.limits.window_seconds),
+                                       retry_after=refused)
             found["blocked_until"] = until
             found["blocked_reason"] = None if until is None else _crm_reason(rate)
         return found

@@ -187,7 +187,7 @@ class SyncEngine:
             result = fn(*args)
         except ConnectorError as exc:
             self.budget.spend(self.connector.calls - before,
-                              exc.rate or rate_info_of(self.connector))
+                              exc.rate or rate_info_of(self.connector), refused=True)
             raise
         self.budget.spend(self.connector.calls - before, rate_info_of(self.connector))
         return result
