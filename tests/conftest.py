@@ -126,6 +126,8 @@ def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
         data_dir=str(tmp_path / "var"),
         secret_key="test-secret-key-0123456789abcdef",
         identify={"ip_ranges_csv": str(ranges)},
+        # the served app runs no jobs unless a test asks (tests/jobs/test_immediate_push.py)
+        jobs={"run_in_serve": False},
     )
 
 

@@ -89,9 +89,32 @@ class IdentifySettings(BaseModel):
     cache_size: int = Field(default=200_000, ge=0)
 
 
+class BudgetSettings(BaseModel):
+    """A connection's API budget: calls per UTC day and per window of `window_seconds`
+    (None: no limit of the hub's own; the CRM's rate headers still apply)."""
+
+    model_config = {"extra": "forbid"}
+    calls_per_day: int | None = Field(default=None, ge=1)
+    calls_per_window: int | None = Field(default=None, ge=1)
+    window_seconds: int = Field(default=60, ge=1, le=86_400)
+
+
+class JobsSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    # `serve` runs jobs itself; false when `leadbridge worker` processes do (PostgreSQL)
+    run_in_serve: bool = True
+    concurrency: int = Field(default=2, ge=1, le=64)
+
+
 class SyncSettings(BaseModel):
     model_config = {"extra": "forbid"}
     interval_minutes: float = Field(default=5.0, gt=0)
+    # a new Website Visitor or a band change syncs every connection this soon (a burst of
+    # events within it becomes one cycle per connection)
+    push_delay_seconds: float = Field(default=3.0, ge=0, le=3600)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    # per connection name: overrides of `budget`, setting by setting
+    budgets: dict[str, BudgetSettings] = Field(default_factory=dict)
     # mapping manuals by connection name; a connection without one uses its connector's default
     mappings: dict[str, Any] = Field(default_factory=dict)
 
@@ -112,6 +135,7 @@ class Settings(BaseSettings):
     identify: IdentifySettings = Field(default_factory=IdentifySettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
 
     @model_validator(mode="after")
     def _public_url(self) -> Settings:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, text, update
 from typer.testing import CliRunner
 
 from leadbridge import connections as registry
@@ -36,6 +36,7 @@ from leadbridge.jobs import (
     JobKind,
     Jobs,
     Payload,
+    SyncSoon,
     UnknownJobKind,
     ensure_job_schema,
     open_jobs,
@@ -45,7 +46,7 @@ from leadbridge.jobs.procrastinate_runner import ProcrastinateJobs, cron_for
 from leadbridge.keyring import load_keyring
 from leadbridge.store import make_engine
 from leadbridge.store.state import get_state, set_state
-from leadbridge.store.tables import contacts
+from leadbridge.store.tables import connections, contacts
 from leadbridge.store.tables import jobs as jobs_table
 from support import scalar, wait_for
 
@@ -314,6 +315,95 @@ def test_two_workers_share_the_jobs_and_run_each_once(
     finally:
         codes = [worker.finish() for worker in workers]
     assert codes == [0, 0], "workers stop cleanly (`leadbridge worker`: on SIGTERM)"
+
+
+@RUNNERS
+def test_a_cycle_stopped_by_the_budget_is_queued_again_for_when_it_resumes(
+        jobs: Jobs, engine: Engine, settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    crm = MemoryCRM(batch_size=10)
+    reset = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    crm.rate_limit(1, limit=100, reset_at=reset)  # one call left: the report page
+    monkeypatch.setitem(registry._FACTORIES, "memory", lambda settings, credentials: crm)
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        registry.add_connection(conn, load_keyring(settings), "tiny", "memory", {}, {})
+        conn.execute(insert(contacts).values(email="ann@example.com", name="Ann",
+                                             created_at=now, updated_at=now, hit_count=0,
+                                             score_weight=0.0))
+    job = jobs.enqueue("sync_connection", {"name": "tiny"})
+    assert job is not None
+    drain(jobs)
+    assert jobs.status(job).state == "done"  # paused is not failed: no retries
+    assert crm.calls == 1 and crm.records["contacts"] == {}
+    assert scalar(engine, "SELECT status FROM sync_runs") == "budget_exhausted"
+    if jobs.runner == "inprocess":
+        sql = "SELECT run_at FROM jobs WHERE status = 'waiting' AND kind = 'sync_connection'"
+    else:
+        sql = ("SELECT scheduled_at FROM procrastinate_jobs WHERE status = 'todo' "
+               "AND task_name = 'sync_connection'")
+    with engine.connect() as conn:
+        [resume] = conn.execute(text(sql)).scalars().all()
+    if isinstance(resume, str):  # SQLite
+        resume = datetime.fromisoformat(resume)
+    assert abs((resume.replace(tzinfo=resume.tzinfo or UTC) - reset).total_seconds()) < 1
+
+
+@RUNNERS
+def test_sync_soon_asks_once_per_enabled_connection_with_the_events_transaction(
+        jobs: Jobs, engine: Engine, settings: Settings) -> None:
+    keyring = load_keyring(settings)
+    with engine.begin() as conn:
+        for name in ("alpha", "beta", "off"):
+            registry.add_connection(conn, keyring, name, "memory", {}, {})
+        conn.execute(update(connections).where(connections.c.name == "off")
+                     .values(enabled=False))
+    soon = SyncSoon(jobs, delay_seconds=30)
+    with engine.connect() as conn:
+        conn.begin()
+        soon(conn)
+        conn.rollback()  # the batch failed: no push is asked for
+    assert waiting_sync_jobs(engine, jobs) == []
+    for _ in range(3):  # a burst of events: one job per connection
+        with engine.connect() as conn:
+            conn.begin()
+            soon(conn)
+            conn.commit()
+    assert waiting_sync_jobs(engine, jobs) == ["alpha", "beta"]
+
+
+@RUNNERS
+def test_a_refusing_job_queue_does_not_cost_the_batch_its_data(
+        jobs: Jobs, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    with engine.begin() as conn:
+        registry.add_connection(conn, load_keyring(settings), "alpha", "memory", {}, {})
+
+    def refuse(*args: object, conn: Connection, **kwargs: object) -> None:
+        conn.execute(text("SELECT * FROM no_such_table"))  # PostgreSQL: aborts the transaction
+
+    monkeypatch.setattr(jobs, "enqueue", refuse)
+    with engine.connect() as conn:
+        conn.begin()
+        set_state(conn, "test.hits", "stored")
+        SyncSoon(jobs, delay_seconds=1)(conn)
+        set_state(conn, "test.after", "stored too")  # the transaction is still usable
+        conn.commit()
+    with engine.connect() as conn:
+        assert (get_state(conn, "test.hits"), get_state(conn, "test.after")) == (
+            "stored", "stored too")
+
+
+def waiting_sync_jobs(engine: Engine, jobs: Jobs) -> list[str]:
+    """Names of the connections with a waiting sync job, in either runner's queue."""
+    if jobs.runner == "inprocess":
+        sql = ("SELECT payload FROM jobs WHERE kind = 'sync_connection' AND status = 'waiting' "
+               "ORDER BY id")
+    else:
+        sql = ("SELECT args->'payload' FROM procrastinate_jobs WHERE task_name = "
+               "'sync_connection' AND status = 'todo' ORDER BY id")
+    with engine.connect() as conn:
+        found = [row[0] for row in conn.execute(text(sql))]
+    return sorted((json.loads(p) if isinstance(p, str) else p)["name"] for p in found)
 
 
 # -- runner-specific behaviour ------------------------------------------------------------------

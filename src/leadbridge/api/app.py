@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,9 +18,10 @@ from leadbridge import __version__
 from leadbridge.config import Settings
 from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.hub import Hub
+from leadbridge.jobs import Jobs, SyncSoon, open_jobs, schedule_sync
 from leadbridge.privacy.retention import apply_retention
 from leadbridge.redact import install_redaction
-from leadbridge.sync.scheduler import SyncScheduler
+from leadbridge.scoring.decay import Bands
 from leadbridge.tracking.http import TrackingEndpoints
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,25 @@ async def _daily_upkeep(hub: Hub) -> None:
         except Exception:
             log.exception("retention failed; it is tried again tomorrow")
         await asyncio.sleep(86_400)
+
+
+def _start_jobs(hub: Hub) -> tuple[Jobs, asyncio.Task[None] | None]:
+    """The job runner for the hub's database (in-process on SQLite, procrastinate on
+    PostgreSQL): sync cycles every `sync.interval_minutes`, and a sync soon after a new
+    Website Visitor or a band change, asked for inside the intake batch's transaction. The
+    runner works in this process unless `jobs.run_in_serve` is off (workers do it)."""
+    settings = hub.settings
+    jobs = open_jobs(hub.engine, settings)
+    schedule_sync(jobs, settings)
+    soon = SyncSoon(jobs, settings.sync.push_delay_seconds)
+    writer = hub.commit.writer
+    writer.bands = Bands(settings.scoring.bands)
+    writer.on_new_organisations = soon
+    writer.on_band_change = soon
+    if not settings.jobs.run_in_serve:
+        return jobs, None
+    return jobs, asyncio.create_task(jobs.run(concurrency=settings.jobs.concurrency),
+                                     name="jobs")
 
 
 class HubApp:
@@ -67,14 +88,15 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_hub.start()
         upkeep = asyncio.create_task(_daily_upkeep(the_hub))
-        scheduler = SyncScheduler(the_hub.engine, the_hub.settings)
-        the_hub.commit.writer.on_new_organisations = scheduler.nudge
-        cycles = asyncio.create_task(scheduler.run())
+        app.state.jobs, work = _start_jobs(the_hub)
         try:
             yield
         finally:
             upkeep.cancel()
-            cycles.cancel()
+            if work is not None:
+                work.cancel()  # running jobs finish; none is started any more
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
             await the_hub.aclose_intake()
 
     app = FastAPI(title="LeadBridge", version=__version__, lifespan=lifespan,

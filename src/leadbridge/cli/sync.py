@@ -65,6 +65,8 @@ def _print_report(name: str, report: CycleReport, dry_run: bool) -> None:
         console.print(f"  {stream}: {parts or 'nothing to do'}", highlight=False)
     for failure in report.failures:
         err_console.print(f"  [red]failed:[/red] {failure}", highlight=False)
+    if report.budget_message:
+        err_console.print(f"  [yellow]paused:[/yellow] {report.budget_message}", highlight=False)
 
 
 def _errors(retry: int | None, dismiss: int | None, all_: bool) -> None:

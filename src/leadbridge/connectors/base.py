@@ -18,6 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from leadbridge.connectors.ratelimits import RateInfo, RateWindow, parse_rate_headers
+
+__all__ = [
+    "Connector", "ConnectorError", "ItemResult", "JSONValue", "ObjectSpec", "Operation",
+    "OrderItem", "Outcome", "RateInfo", "RateWindow", "RemoteRecord", "ReportPage",
+    "ReportRequest", "ReportsRateLimits", "parse_rate_headers", "rate_info_of",
+]
+
 JSONValue = Any
 
 
@@ -119,11 +127,30 @@ class Connector(Protocol):
         ...
 
 
+@runtime_checkable
+class ReportsRateLimits(Protocol):
+    """A connector that tells what the CRM said about its rate limits in its last answer
+    (`parse_rate_headers` of that answer's headers; None before any). Optional: the
+    engine's budget works on its own count without it."""
+
+    @property
+    def rate_info(self) -> RateInfo | None: ...
+
+
+def rate_info_of(connector: object) -> RateInfo | None:
+    """The connector's last rate information, if it reports any."""
+    if isinstance(connector, ReportsRateLimits):
+        return connector.rate_info
+    return None
+
+
 class ConnectorError(Exception):
-    """A connector-level failure (not one record's); `retriable` says whether to back off."""
+    """A connector-level failure (not one record's); `retriable` says whether to back off;
+    `rate` what the CRM said about its limits in the failed answer (a 429), if anything."""
 
     def __init__(self, message: str, *, retriable: bool = False,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, rate: RateInfo | None = None) -> None:
         super().__init__(message)
         self.retriable = retriable
         self.retry_after = retry_after
+        self.rate = rate

@@ -7,10 +7,9 @@ by `serve` too). Callers enqueue through the returned `Jobs` and never name a ru
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from leadbridge.config import Settings
 from leadbridge.jobs.inprocess import InProcessJobs
@@ -27,6 +26,7 @@ from leadbridge.jobs.interface import (
     register,
     sync_lock,
 )
+from leadbridge.jobs.triggers import SyncSoon
 
 __all__ = [
     "KINDS",
@@ -37,16 +37,14 @@ __all__ = [
     "Jobs",
     "Payload",
     "SyncCycleFailed",
+    "SyncSoon",
     "UnknownJobKind",
     "ensure_job_schema",
     "open_jobs",
     "register",
     "schedule_sync",
     "sync_lock",
-    "sync_soon",
 ]
-
-SYNC_SOON_KEY = "sync_soon"
 
 
 def open_jobs(db: Engine, settings: Settings,
@@ -74,12 +72,3 @@ def ensure_job_schema(db: Engine) -> str | None:
 def schedule_sync(jobs: Jobs, settings: Settings) -> None:
     """Sync every enabled connection every `sync.interval_minutes`."""
     jobs.schedule("sync_all", settings.sync.interval_minutes * 60)
-
-
-def sync_soon(jobs: Jobs, *, conn: Connection | None = None,
-              delay_seconds: float = 10.0) -> int | None:
-    """Ask for a sync of every connection shortly, after an event that matters (a new Website
-    Visitor, a band change). A burst of events within the delay becomes one job; with `conn`
-    the request commits or rolls back with the event's data."""
-    return jobs.enqueue("sync_all", {}, key=SYNC_SOON_KEY,
-                        run_at=datetime.now(UTC) + timedelta(seconds=delay_seconds), conn=conn)

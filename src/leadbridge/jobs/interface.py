@@ -195,6 +195,12 @@ def _sync_connection(ctx: JobContext, payload: Payload) -> None:
         report = outcome.report
         if report is None:
             log.info("sync of %s skipped: another process is running its cycle", name)
+        elif report.status == "budget_exhausted" and report.paused_until is not None:
+            # the cycle stopped cleanly; it carries on once the budget allows
+            resumed = ctx.jobs.enqueue("sync_connection", {"name": name}, key=sync_lock(name),
+                                       run_at=report.paused_until)
+            log.info("sync of %s paused (%s); %s", name, report.budget_message,
+                     "resumes then" if resumed else "a waiting job carries on")
         elif report.status == "failed":
             raise SyncCycleFailed(f"sync of {name} failed: {'; '.join(report.failures)}")
         elif report.status == "partial":

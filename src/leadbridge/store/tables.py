@@ -363,6 +363,26 @@ sync_errors = Table(
     UniqueConstraint("connection_id", "direction", "object", "record_key"),
 )
 
+# per connection: API calls spent today and in the current window, and what the CRM last said
+# about its own limits (`leadbridge.sync.budget`); shared by every process and worker
+api_budgets = Table(
+    "api_budgets",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           primary_key=True, autoincrement=False),
+    Column("day", Date, nullable=False),  # the UTC day `day_calls` counts
+    Column("day_calls", Integer, nullable=False, default=0),
+    _ts("window_start", nullable=False),  # the window `window_calls` counts
+    Column("window_calls", Integer, nullable=False, default=0),
+    _ts("blocked_until"),  # the CRM said no more calls before then (0 left, Retry-After)
+    Column("blocked_reason", Text),
+    Column("crm_window", String(60)),  # the CRM's tightest limit as last reported
+    Column("crm_remaining", Float),
+    Column("crm_limit", Float),
+    _ts("crm_seen_at"),
+    _ts("updated_at", nullable=False),
+)
+
 
 # -- jobs ----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, update
@@ -34,16 +34,20 @@ from leadbridge.connectors.base import (
     Outcome,
     RemoteRecord,
     ReportRequest,
+    rate_info_of,
 )
 from leadbridge.scoring.ruleset import load_decay
 from leadbridge.store.tables import sync_runs
 from leadbridge.sync import cursors, errorqueue, links
+from leadbridge.sync.budget import ApiBudget, BudgetExhausted
 from leadbridge.sync.hubobjects import HubObjects, HubRecord, WebsiteVisitorObjects, hub_objects
 from leadbridge.sync.judge import Sides, Verdict, is_blank, judge
 from leadbridge.sync.mapping import MappingManual, ObjectMapping
 
 T = TypeVar("T")
 PAGE_SIZE = 2000
+LONGEST_WAIT = 120.0  # seconds; a CRM asking to wait longer ends the cycle until then
+BUDGET_OBJECT = "api_budget"  # the error queue's entry for a cycle stopped by the budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +66,16 @@ class CycleReport:
     plan: list[PlannedChange] = field(default_factory=list)
     api_calls: int = 0
     failures: list[str] = field(default_factory=list)
+    paused_until: datetime | None = None  # the API budget ran out: the cycle resumes then
+    budget_message: str | None = None
 
     def count(self, stream: str, outcome: str, n: int = 1) -> None:
         self.counts.setdefault(stream, Counter())[outcome] += n
 
     @property
     def status(self) -> str:
+        if not self.failures and self.paused_until is not None:
+            return "budget_exhausted"
         if not self.failures:
             failed = sum(c["failed"] + c["retry_later"] for c in self.counts.values())
             return "partial" if failed else "ok"
@@ -78,7 +86,8 @@ class SyncEngine:
     def __init__(self, db: Engine, settings: Settings, connection_id: int, connector: Connector,
                  manual: MappingManual, *, dry_run: bool = False, max_attempts: int = 5,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 budget: ApiBudget | None = None) -> None:
         self.db = db
         self.settings = settings
         self.connection_id = connection_id
@@ -88,6 +97,7 @@ class SyncEngine:
         self.max_attempts = max_attempts
         self.sleep = sleep
         self.clock = clock
+        self.budget = budget
 
     # -- the cycle -----------------------------------------------------------------------
 
@@ -115,6 +125,9 @@ class SyncEngine:
                     with self.db.begin() as conn:
                         errorqueue.resolve(conn, self.connection_id, "cycle", mapping.crm,
                                            ["*"])
+            except BudgetExhausted as exc:
+                self._pause(exc, report, start)
+                break
             except ConnectorError as exc:
                 report.failures.append(f"{mapping.hub} <-> {mapping.crm}: {exc}")
                 if not self.dry_run:
@@ -123,6 +136,9 @@ class SyncEngine:
                                           direction="cycle", object=mapping.crm,
                                           record_key="*", reason=str(exc), now=start,
                                           retriable=exc.retriable, retry_after=exc.retry_after)
+        if report.paused_until is None and self.budget is not None and not self.dry_run:
+            with self.db.begin() as conn:
+                errorqueue.resolve(conn, self.connection_id, "cycle", BUDGET_OBJECT, ["*"])
         report.api_calls = self.connector.calls - calls_before
         if report.run_id is not None:
             self._close_run(report)
@@ -141,22 +157,71 @@ class SyncEngine:
                     cursors.save(conn, self.connection_id, reset, None, now)
                 cursors.save(conn, self.connection_id, stream, fingerprint, now)
 
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Call the connector, backing off on retriable errors (honouring Retry-After)."""
+    def _pause(self, exc: BudgetExhausted, report: CycleReport, now: datetime) -> None:
+        """The budget ran out: stop the cycle here (cursors cover only what was done) and
+        say when it resumes, in the run log and as a job-level entry of the error queue."""
+        report.paused_until = exc.resumes_at
+        report.budget_message = str(exc)
+        if self.dry_run:
+            return
+        wait = max((exc.resumes_at - now).total_seconds(), 0.0)
+        with self.db.begin() as conn:
+            errorqueue.record(conn, self.connection_id, level="job", direction="cycle",
+                              object=BUDGET_OBJECT, record_key="*", reason=str(exc), now=now,
+                              retriable=True, retry_after=wait)
 
+    def _metered(self, fn: Callable[..., T], args: tuple[Any, ...], *, retry: bool) -> T:
+        """One connector call inside the budget: asked before, charged after (its requests,
+        and what the CRM said about its limits). A `retry` stopped by the budget counts as
+        sent: the first attempt may have reached the CRM."""
+        if self.budget is None:
+            return fn(*args)
+        try:
+            self.budget.check()
+        except BudgetExhausted as exc:
+            if not retry:
+                raise
+            raise BudgetExhausted(exc.reason, exc.resumes_at, sent=True) from None
+        before = self.connector.calls
+        try:
+            result = fn(*args)
+        except ConnectorError as exc:
+            self.budget.spend(self.connector.calls - before,
+                              exc.rate or rate_info_of(self.connector), refused=True)
+            raise
+        self.budget.spend(self.connector.calls - before, rate_info_of(self.connector))
+        return result
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call the connector, backing off on retriable errors (honouring Retry-After); a
+        wait longer than `LONGEST_WAIT` ends the cycle until then instead."""
+        try:
+            return self._retrying(fn, *args)
+        except ConnectorError as exc:
+            if exc.retriable and exc.retry_after and exc.retry_after > LONGEST_WAIT:
+                resumes = datetime.now(UTC) + timedelta(seconds=exc.retry_after)
+                raise BudgetExhausted(f"the CRM asked to wait {exc.retry_after:g} s ({exc})",
+                                      resumes, sent=True) from exc
+            raise
+
+    def _retrying(self, fn: Callable[..., T], *args: Any) -> T:
         def wait(state: Any) -> float:
             exc = state.outcome.exception() if state.outcome else None
             base: float = wait_exponential_jitter(initial=1, max=60)(state)
             after = getattr(exc, "retry_after", None)
             return max(base, float(after)) if after else base
 
+        def worth_waiting(e: BaseException) -> bool:
+            return (isinstance(e, ConnectorError) and e.retriable
+                    and (e.retry_after or 0) <= LONGEST_WAIT)
+
         for attempt in Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.retriable),
+            retry=retry_if_exception(worth_waiting),
             stop=stop_after_attempt(self.max_attempts), wait=wait, sleep=self.sleep,
             reraise=True,
         ):
             with attempt:
-                return fn(*args)
+                return self._metered(fn, args, retry=attempt.retry_state.attempt_number > 1)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- pull: CRM -> hub ------------------------------------------------------------------
@@ -397,6 +462,13 @@ class SyncEngine:
                 order = [OrderItem(record.id, m.crm, Operation.CREATE, None, values)
                          for record, values in batch]
                 answered.extend(zip(batch, self._apply(order), strict=True))
+        except BudgetExhausted as exc:
+            # creates never sent need no look-up next time: drop their intents
+            unsent = creates[len(answered) + (spec.batch_size if exc.sent else 0):]
+            with self.db.begin() as conn:
+                for record, _ in unsent:
+                    links.remove_intent(conn, self.connection_id, m.hub, record.id)
+            raise
         finally:  # record what was answered, even when a later batch failed
             self._settle_creates(m, hub, answered, now, report)
 
@@ -512,5 +584,6 @@ class SyncEngine:
             conn.execute(update(sync_runs).where(sync_runs.c.id == report.run_id).values(
                 finished_at=self.clock(), status=report.status, api_calls=report.api_calls,
                 counts={k: dict(v) for k, v in report.counts.items()},
-                message="; ".join(report.failures) or None))
+                message="; ".join([*report.failures, *filter(None, [report.budget_message])])
+                or None))
 

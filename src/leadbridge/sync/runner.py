@@ -15,6 +15,7 @@ from leadbridge.connections import (
     list_connections,
 )
 from leadbridge.keyring import load_keyring
+from leadbridge.sync.budget import ApiBudget, limits_for
 from leadbridge.sync.defaults import manual_for
 from leadbridge.sync.engine import CycleReport, SyncEngine
 from leadbridge.sync.locks import connection_lock
@@ -45,9 +46,10 @@ def sync_connections(db: Engine, settings: Settings, name: str | None = None,
                 outcomes.append(CycleOutcome(connection.name, None))
                 continue
             connector = build_connector(connection.kind, connection.settings, credentials)
+            budget = ApiBudget(db, connection.id, limits_for(settings.sync, connection.name))
             try:
                 report = SyncEngine(db, settings, connection.id, connector, manual,
-                                    dry_run=dry_run).run()
+                                    dry_run=dry_run, budget=budget).run()
             finally:
                 close_connector(connector)
         outcomes.append(CycleOutcome(connection.name, report))

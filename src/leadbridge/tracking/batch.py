@@ -6,10 +6,18 @@ of organisations, contacts and browsers are updated with one statement per kind.
 additive (`x = x + delta`), so several writer processes can share a PostgreSQL database.
 Statements are built once per dialect and reused: compiling SQL per batch would cost more
 than writing it.
+
+Two hooks tell the sync about the events that matter, on the batch's own connection and
+inside its transaction (so whatever they write commits or rolls back with the hits): a batch
+that created a Website Visitor, and one that moved a Website Visitor's or a contact's score
+into another band. Each is called at most once per batch; when neither is set, the writer
+does no extra work.
 """
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +30,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 
 from leadbridge.identify.contacts import Identity, get_or_create_contact, link_browser
-from leadbridge.identify.organisations import ensure_organisations
+from leadbridge.identify.organisations import WEBSITE_VISITOR_TYPES, ensure_organisations
 from leadbridge.identify.resolvers import OrgMatch
-from leadbridge.scoring.decay import Decay
+from leadbridge.scoring.decay import Bands, Decay
 from leadbridge.scoring.ruleset import rebase
 from leadbridge.store.bulk import BulkInsert, driver_sql, time_converter, uuid_converter
 from leadbridge.store.state import config_version
@@ -72,6 +80,8 @@ _BROWSERS = ("INSERT INTO browser_visitors (site_id, visitor_key, first_seen_at,
              "last_seen_at = excluded.last_seen_at "
              "RETURNING site_id, visitor_key, id, contact_id")
 _BROWSER_CHUNK = 250
+_WEIGHTS_FOR = 30.0  # seconds a remembered score weight is trusted (other writers add too)
+_VISITOR_TYPES = "(" + ", ".join(f"'{t}'" for t in WEBSITE_VISITOR_TYPES) + ")"
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,13 @@ class BatchWriter:
     orgs: dict[str, tuple[int, bool]] = field(default_factory=dict)  # key -> (id, scored)
     last_hit: dict[int, tuple[Any, datetime]] = field(default_factory=dict)
     rejections: Counter[tuple[int, str]] = field(default_factory=Counter)
-    on_new_organisations: Callable[[], None] | None = None  # e.g. a sync cycle soon
+    # sync hooks (see the module docstring); `bands` is needed for `on_band_change`
+    on_new_organisations: Callable[[Connection], None] | None = None
+    on_band_change: Callable[[Connection], None] | None = None
+    bands: Bands | None = None
+    # (kind, id) -> score weight as of this writer's last batch; None: not a Website Visitor
+    weights: dict[tuple[str, int], float | None] = field(default_factory=dict)
+    _weights_since: float = 0.0
     _seen_version: str | None = None
     _version_checked: float = 0.0
 
@@ -131,6 +147,7 @@ class BatchWriter:
         self.browsers.clear()
         self.orgs.clear()
         self.last_hit.clear()
+        self.weights.clear()
 
     def refresh_if_changed(self, conn: Connection, monotonic_now: float) -> None:
         if monotonic_now - self._version_checked < 1.0:
@@ -149,6 +166,7 @@ class BatchWriter:
         rebased = rebase(conn, self.decay, now)
         if rebased is not None:
             self.decay = rebased
+            self.weights.clear()
         upserted: set[int] = set()
         bv_ids = self._browser_ids(conn, sql, batch, upserted)
         self._identify(conn, batch, bv_ids, now)
@@ -206,7 +224,52 @@ class BatchWriter:
         if browser_last:
             conn.exec_driver_sql(sql.browser_seen,
                                  [(to_time(v), k) for k, v in browser_last.items()])
+        if self.on_band_change is not None and self.bands is not None:
+            moved = self._band_moved(conn, org_totals, now, website_visitors=True)
+            if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:
+                self.on_band_change(conn)
         self.flush_rejections(conn, now)
+
+    def _band_moved(self, conn: Connection, totals: dict[int, _Totals], now: datetime, *,
+                    website_visitors: bool) -> bool:
+        """Whether a total this batch raised crossed a band threshold.
+
+        Weights are remembered between batches (this writer's own additions keep them
+        current), so a batch reads only the rows it has not seen for `_WEIGHTS_FOR`; the
+        read comes after this batch's update, so the weight before it is the one read less
+        the batch's share. Other writers' additions are picked up when the memory expires.
+        """
+        assert self.bands is not None
+        if time.monotonic() - self._weights_since > _WEIGHTS_FOR:
+            self.weights.clear()
+            self._weights_since = time.monotonic()
+        kind = "o" if website_visitors else "c"
+        raised = {k: t.weight for k, t in totals.items() if t.weight > 0}
+        unseen = [k for k in raised if (kind, k) not in self.weights]
+        if unseen:
+            marks = ", ".join("?" * len(unseen))
+            if website_visitors:  # plain SQL: compiling a Core IN of hundreds of ids costs more
+                sql = (f"SELECT id, score_weight FROM organisations WHERE id IN ({marks}) AND "
+                       f"type IN {_VISITOR_TYPES} AND NOT blocked AND merged_into_id IS NULL")
+            else:
+                sql = f"SELECT id, score_weight FROM contacts WHERE id IN ({marks})"
+            for key in unseen:
+                self.weights[(kind, key)] = None  # not a Website Visitor, unless read below
+            for row_id, weight in conn.exec_driver_sql(driver_sql(sql, conn.dialect.name),
+                                                       tuple(unseen)):
+                self.weights[(kind, row_id)] = weight - raised[row_id]
+        # thresholds as weights at `now`: a band changed when one lies in (before, after]
+        limits = [self.decay.weight_threshold(score, now)
+                  for _, score in self.bands.ordered[1:]]
+        moved = False
+        for key, added in raised.items():
+            before = self.weights[(kind, key)]
+            if before is None:
+                continue
+            self.weights[(kind, key)] = before + added
+            if bisect_right(limits, before) != bisect_right(limits, before + added):
+                moved = True
+        return moved
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -258,14 +321,19 @@ class BatchWriter:
         missing = [m for k, m in matches.items() if k not in self.orgs]
         if missing:
             ids = ensure_organisations(conn, missing, now)
-            if self.on_new_organisations is not None:
-                self.on_new_organisations()
-            blocked = {r.id: r.blocked for r in conn.execute(
-                select(organisations.c.id, organisations.c.blocked)
+            found = conn.execute(
+                select(organisations.c.id, organisations.c.blocked, organisations.c.type,
+                       organisations.c.created_at)
                 .where(organisations.c.id.in_(set(ids.values())))
-            )}
+            ).all()
+            blocked = {r.id: r.blocked for r in found}
             for key, org_id in ids.items():
                 self.orgs[key] = (org_id, not blocked.get(org_id, False))
+            # created by this batch (stamped with its time), and shown as a Website Visitor
+            if self.on_new_organisations is not None and any(
+                    r.created_at == now and r.type in WEBSITE_VISITOR_TYPES and not r.blocked
+                    for r in found):
+                self.on_new_organisations(conn)
         return {k: self.orgs[k] for k in matches}
 
     def flush_rejections(self, conn: Connection, now: datetime) -> None:

@@ -34,6 +34,7 @@ from leadbridge.connectors.bottlecrm.objects import (
     ObjectShape,
     Record,
 )
+from leadbridge.connectors.ratelimits import RateInfo, parse_rate_headers
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class BottleCRMClient:
         self.page_size = page_size
         self.logins = 0
         self.requests = 0  # HTTP requests sent (logins included), for budgets and run logs
+        # what the last answer's headers said about rate limits (stock BottleCRM sends none;
+        # one behind a rate-limiting proxy does)
+        self.rate_info: RateInfo | None = None
         self._http = httpx.Client(
             base_url=self.base_url + "/api/",
             timeout=timeout,
@@ -149,13 +153,17 @@ class BottleCRMClient:
         headers = {"Authorization": f"JWT {self._token}"} if authenticated and self._token else {}
         self.requests += 1
         try:
-            return self._http.request(method, path, params=params, json=json_body,
-                                      headers=headers)
+            response = self._http.request(method, path, params=params, json=json_body,
+                                          headers=headers)
         except httpx.TransportError as exc:
             raise BottleCRMRetriableError(
                 f"BottleCRM at {self.base_url} did not answer {method} /api/{path}: "
                 f"{type(exc).__name__}. Try again later.",
             ) from None
+        rate = parse_rate_headers(response.headers)
+        if rate:
+            self.rate_info = rate
+        return response
 
     # -- answers and errors ---------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from leadbridge.connectors.base import (
     Operation,
     OrderItem,
     Outcome,
+    RateInfo,
     RemoteRecord,
     ReportPage,
     ReportRequest,
@@ -98,6 +99,11 @@ class BottleCRMConnector:
     @property
     def calls(self) -> int:
         return self.client.requests
+
+    @property
+    def rate_info(self) -> RateInfo | None:
+        """The rate-limit headers of BottleCRM's last answer, if it sent any."""
+        return self.client.rate_info
 
     def test(self) -> None:
         """Log in; a refused login is fatal, an unreachable server retriable."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from leadbridge.connectors.base import (
@@ -41,10 +42,18 @@ from leadbridge.connectors.memory.records import (
     cursor_after,
     parse_cursor,
 )
+from leadbridge.connectors.ratelimits import RateInfo, RateWindow
 
 
 class SimulatedCrash(RuntimeError):
     """Raised by `apply` after `crash_after(k)`: the process 'died' mid-batch."""
+
+
+@dataclass(slots=True)
+class _Quota:
+    remaining: int
+    limit: int | None
+    reset_at: datetime | None
 
 
 class MemoryCRM:
@@ -58,7 +67,8 @@ class MemoryCRM:
     skips deleted records and converted leads. Each `test`, `report`, `apply` and `find`
     counts as one call (one request to a batch API), failed ones included.
 
-    Knobs: `fail_next`, `refuse`, `crash_after`, `convert_lead`, `clear_failures`.
+    Knobs: `fail_next`, `refuse`, `crash_after`, `convert_lead`, `rate_limit`,
+    `clear_failures`.
     Side doors (no call counted, no knob applied): `put`, `edit`, `remove`, `get` and
     `records`. `orders` keeps every order `apply` received, for assertions on batching.
     """
@@ -87,6 +97,8 @@ class MemoryCRM:
         self._failure = ConnectorError("")
         self._refusals: list[Refusal] = []
         self._crash: tuple[int, BaseException] | None = None
+        self._quota: _Quota | None = None
+        self._rate_info: RateInfo | None = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -98,6 +110,11 @@ class MemoryCRM:
     @property
     def calls(self) -> int:
         return self._calls
+
+    @property
+    def rate_info(self) -> RateInfo | None:
+        """What the last call's answer said about the CRM's limits (with `rate_limit`)."""
+        return self._rate_info
 
     def test(self) -> None:
         with self._lock:
@@ -239,6 +256,16 @@ class MemoryCRM:
             lead.converted_to = contact_id
             return contact_id
 
+    def rate_limit(self, remaining: int | None, *, limit: int | None = None,
+                   reset_at: datetime | None = None) -> None:
+        """Give the CRM a quota of `remaining` calls (None lifts it), as a CRM with rate
+        headers has: each call spends one and its answer reports what is left (`rate_info`,
+        the window named "memory"); a call with nothing left is refused like an HTTP 429,
+        with `retry_after` until `reset_at` when given."""
+        with self._lock:
+            self._rate_info = None
+            self._quota = None if remaining is None else _Quota(remaining, limit, reset_at)
+
     def clear_failures(self) -> None:
         """Lift every injected failure: outages, refusals and a pending crash."""
         with self._lock:
@@ -293,8 +320,21 @@ class MemoryCRM:
     # -- inside ---------------------------------------------------------------------------
 
     def _enter(self) -> None:
-        """Count a call, and fail it if an outage is under way."""
+        """Count a call, and fail it if an outage is under way or the quota is spent."""
         self._calls += 1
+        quota = self._quota
+        if quota is not None:
+            now = datetime.now(UTC)
+            refused = quota.remaining <= 0
+            quota.remaining = max(quota.remaining - 1, 0)
+            self._rate_info = RateInfo(now, (RateWindow("memory", quota.remaining, quota.limit,
+                                                        quota.reset_at),))
+            if refused:
+                wait = (quota.reset_at - now).total_seconds() if quota.reset_at else None
+                raise ConnectorError("memory CRM answered 429 Too Many Requests: no calls left "
+                                     "(simulated rate limit)", retriable=True,
+                                     retry_after=max(wait, 0.0) if wait is not None else None,
+                                     rate=self._rate_info)
         if self._failures_left > 0:
             self._failures_left -= 1
             raise ConnectorError(str(self._failure), retriable=self._failure.retriable,
