@@ -40,10 +40,14 @@ def key_file(settings: Settings) -> Path:
 
 
 def flip(token: str, index: int = -5) -> str:
-    """The token with one character of its payload changed (still valid base64url)."""
-    chars = list(token)
-    chars[index] = "A" if chars[index] != "A" else "B"
-    return "".join(chars)
+    """The token with one byte of its payload changed, re-encoded as valid base64url.
+
+    The byte is changed, not a character: the last character of unpadded base64 may carry
+    only padding bits, and changing those leaves the bytes as they were."""
+    head, payload = token.rsplit(":", 1)
+    blob = bytearray(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    blob[index] ^= 0x01
+    return f"{head}:{base64.urlsafe_b64encode(bytes(blob)).decode().rstrip('=')}"
 
 
 # -- round trips ----------------------------------------------------------------------------
@@ -115,7 +119,7 @@ def test_plaintext_must_be_a_json_object(make_settings: MakeSettings) -> None:
 def test_a_modified_ciphertext_does_not_decrypt(make_settings: MakeSettings) -> None:
     keyring = load_keyring(make_settings())
     token, _ = keyring.encrypt("main-crm", CREDS)
-    for index in (-1, -5, len("v1:1:") + 2, len("v1:1:") + 20):
+    for index in (-1, -5, 0, 2, 20):  # the tag's last bytes, the nonce, the ciphertext
         with pytest.raises(ConfigError, match="altered") as err:
             keyring.decrypt("main-crm", flip(token, index))
         assert CREDS["password"] not in str(err.value)
