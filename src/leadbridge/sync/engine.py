@@ -37,8 +37,8 @@ from leadbridge.connectors.base import (
 )
 from leadbridge.scoring.ruleset import load_decay
 from leadbridge.store.tables import sync_runs
-from leadbridge.sync import cursors, errorqueue, links
-from leadbridge.sync.hubobjects import HubObjects, HubRecord, WebsiteVisitorObjects, hub_objects
+from leadbridge.sync import cursors, designation, errorqueue, links
+from leadbridge.sync.hubobjects import HubObjects, HubRecord, hub_objects
 from leadbridge.sync.judge import Sides, Verdict, is_blank, judge
 from leadbridge.sync.mapping import MappingManual, ObjectMapping
 
@@ -102,14 +102,15 @@ class SyncEngine:
         with self.db.connect() as conn:
             decay = load_decay(conn, self.settings.scoring)
         for mapping in self.manual.objects:
-            hub = hub_objects(mapping.hub, self.settings, decay, start)
+            hub = hub_objects(mapping.hub, self.settings, decay, start, self.connection_id)
             spec = self.connector.objects.get(mapping.crm)
             if spec is None:
                 report.failures.append(f"{mapping.crm}: the connector has no such object")
                 continue
             try:
                 self._resolve_pending(mapping, spec, report)  # a crash's loose ends first
-                self._pull(mapping, spec, hub, start, report)
+                if mapping.pull:
+                    self._pull(mapping, spec, hub, start, report)
                 self._push(mapping, spec, hub, start, report)
                 if not self.dry_run:  # the CRM answered again: its outage error is over
                     with self.db.begin() as conn:
@@ -195,9 +196,17 @@ class SyncEngine:
                 self._note(report, "pull", m.crm, "unlink", record.id, "deleted in the CRM")
                 if not self.dry_run:
                     links.tombstone(conn, link, now)
+                    hub.linked(conn, m, link.hub_id, None)
                 report.count(stream, "deleted_in_crm")
             return
-        linked_before = link is not None
+        target = designation.target(conn, self.connection_id, m, hub, record, link)
+        if target is not None:  # a person pointed this CRM record at another hub record
+            self._note(report, "pull", m.crm, "relink", record.id, f"names hub {target}")
+            report.count(stream, "relinked")
+            if not self.dry_run:
+                designation.release(conn, self.connection_id, m, hub, link, target)
+            link = links.Link(0, m.hub, target, m.crm, record.id, {})
+        linked_before = link is not None and link.id != 0
         if link is None:
             hub_id, twin = self._match(conn, m, hub, record)
             if twin is not None:  # the hub's match is linked to another CRM record already
@@ -250,8 +259,7 @@ class SyncEngine:
         if self.dry_run:
             return
         hub.write(conn, link.hub_id, to_hub)
-        if isinstance(hub, WebsiteVisitorObjects):
-            hub.set_account(conn, link.hub_id, record.id)
+        hub.linked(conn, m, link.hub_id, record.id)
         if linked_before or link.id:
             links.settle(conn, link.id, record.id, agreed, now)
         else:
@@ -411,8 +419,7 @@ class SyncEngine:
                 for (record, _), result in answered:
                     if result.outcome == Outcome.CREATED and result.remote_id:
                         confirmed.append((record.id, result.remote_id))
-                        if isinstance(hub, WebsiteVisitorObjects):
-                            hub.set_account(conn, record.id, result.remote_id)
+                        hub.linked(conn, m, record.id, result.remote_id)
                         done.append(record.id)
                     else:
                         links.remove_intent(conn, self.connection_id, m.hub, record.id)

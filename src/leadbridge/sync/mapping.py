@@ -56,12 +56,13 @@ class FieldMapping(BaseModel):
 
 class ObjectMapping(BaseModel):
     model_config = {"extra": "forbid"}
-    hub: Literal["contact", "website_visitor"]
+    hub: Literal["contact", "website_visitor", "website_hit"]
     crm: str = Field(min_length=1)
     match: list[str] = Field(default_factory=list)  # hub fields, in tie-break order
     fields: list[FieldMapping] = Field(min_length=1)
     create_in_crm: bool = True
     create_in_hub: bool = False
+    pull: bool = True  # False: push only, the CRM's records of this object are never read
     constants: dict[str, str] = Field(default_factory=dict)  # CRM fields set on create
 
     @model_validator(mode="after")
@@ -77,6 +78,9 @@ class ObjectMapping(BaseModel):
 
     def crm_field(self, hub_field: str) -> str:
         return next(f.crm for f in self.fields if f.hub == hub_field)
+
+    def maps(self, hub_field: str) -> bool:
+        return any(f.hub == hub_field and f.rule != Rule.DONT_SYNC for f in self.fields)
 
 
 class MappingManual(BaseModel):
