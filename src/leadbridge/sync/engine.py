@@ -269,12 +269,16 @@ class SyncEngine:
 
     def _match(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
                record: RemoteRecord) -> tuple[str | None, links.Link | None]:
-        """The hub record with the same match-key values (lowest id) that is not linked to
-        a live CRM record; else, when all matches are linked, the link of the first one."""
-        match = {key: record.fields.get(m.crm_field(key)) for key in m.match}
-        if not match or any(is_blank(v) for v in match.values()):
-            return None, None
-        candidates = hub.find(conn, match)
+        """The hub record with the same value of the first match key that finds one (keys
+        in the manual's order: domain, then name), lowest id first, that is not linked to a
+        live CRM record; else, when all its matches are linked, the link of the first one."""
+        candidates: list[str] = []
+        for key in m.match:
+            value = record.fields.get(m.crm_field(key))
+            if not is_blank(value):
+                candidates = hub.find(conn, {key: value})
+                if candidates:
+                    break
         existing = links.by_hub(conn, self.connection_id, m.hub, candidates)
         taken = {k: v for k, v in existing.items() if not v.deleted}
         free = next((c for c in candidates if c not in taken), None)

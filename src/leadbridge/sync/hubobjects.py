@@ -277,7 +277,10 @@ class WebsiteVisitorObjects(HubObjects):
     def set_account(self, conn: Connection, record_id: str, account_id: str | None) -> None:
         """Remember the associated CRM account on the Website Visitor (its `updated_at`
         moves, so the account is updated on the next push)."""
-        conn.execute(update(organisations).where(organisations.c.id == int(record_id))
+        column = organisations.c.crm_account_id
+        changed = column.is_not(None) if account_id is None else or_(
+            column.is_(None), column != account_id)
+        conn.execute(update(organisations).where(organisations.c.id == int(record_id), changed)
                      .values(crm_account_id=account_id, updated_at=self.now))
 
     def linked(self, conn: Connection, mapping: ObjectMapping, record_id: str,
@@ -353,6 +356,10 @@ class WebsiteHitObjects(HubObjects):
 
     def find(self, conn: Connection, match: Mapping[str, Any]) -> list[str]:
         return []  # hits are never created from a CRM record, nor matched to one
+
+    def linked_by_key(self, conn: Connection, connection_id: int, field_name: str,
+                      keys: set[str]) -> dict[str, str]:
+        return {}  # a hit's id is its own: no other hit is its twin
 
     def write(self, conn: Connection, record_id: str, values: Mapping[str, Any]) -> None:
         return None
