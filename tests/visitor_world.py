@@ -35,16 +35,19 @@ def visitor(engine: Engine, name: str, *, score: float = 0.0, days_ago: float = 
         return add_org(conn, name, score=score, days_ago=days_ago, **values)
 
 
-def contact(engine: Engine, email: str, organisation_id: int | None) -> int:
+def contact(engine: Engine, email: str, organisation_id: int | None,
+            name: str | None = None) -> int:
     with engine.begin() as conn:
         return int(conn.execute(insert(contacts).values(
-            email=email, organisation_id=organisation_id, created_at=NOW, updated_at=NOW,
+            email=email, name=name, organisation_id=organisation_id, created_at=NOW, updated_at=NOW,
             hit_count=0, score_weight=0.0).returning(contacts.c.id)).scalar_one())
 
 
 def visit(engine: Engine, organisation_id: int, at: datetime, score: float,
-          hits: int = 1, url: str = "https://www.example.com/pricing") -> None:
-    """New scored hits, with the totals the intake keeps (weight, last visit, updated_at)."""
+          hits: int = 1, url: str = "https://www.example.com/pricing",
+          written_at: datetime | None = None) -> None:
+    """New scored hits at `at`, with the totals the intake keeps (weight, last visit, and
+    `updated_at`: when the intake wrote them, `at` unless said)."""
     with engine.begin() as conn:
         add_hits(conn, [HitSeed(url, organisation_id, "pricing", score, minutes_ago=0)
                         for _ in range(hits)], now=at)
@@ -52,7 +55,7 @@ def visit(engine: Engine, organisation_id: int, at: datetime, score: float,
                            .where(organisations.c.id == organisation_id)).one()
         conn.execute(update(organisations).where(organisations.c.id == organisation_id).values(
             score_weight=row.score_weight + hits * DECAY.weight(score, at),
-            last_visit_at=at, updated_at=at))
+            last_visit_at=at, updated_at=written_at or at))
 
 
 def account_of(engine: Engine, organisation_id: int) -> str | None:

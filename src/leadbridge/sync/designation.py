@@ -38,12 +38,16 @@ def target(conn: Connection, connection_id: int, m: ObjectMapping, hub: HubObjec
 
 
 def release(conn: Connection, connection_id: int, m: ObjectMapping, hub: HubObjects,
-            link: links.Link | None, hub_id: str) -> None:
+            link: links.Link | None, hub_id: str) -> list[str]:
     """Drop the record's old link and the named hub record's link to another CRM record,
-    so the two can be linked to each other."""
+    so the two can be linked to each other; returns the remote ids whose links are gone."""
+    gone: list[str] = []
     if link is not None:
         links.remove(conn, link.id)
         hub.linked(conn, m, link.hub_id, None)
+        gone.append(link.remote_id)
     held = links.by_hub(conn, connection_id, m.hub, [hub_id]).get(hub_id)
     if held is not None:
         links.remove(conn, held.id)
+        gone.append(held.remote_id)
+    return gone

@@ -177,8 +177,7 @@ class SyncEngine:
                                         [r.id for r in page.records])
                 current = hub.read(conn, [link.hub_id for link in known.values()])
                 for record in page.records:
-                    self._pull_record(conn, m, hub, record, known.get(record.id), current,
-                                      start, report)
+                    self._pull_record(conn, m, hub, record, known, current, start, report)
                 if self.dry_run:
                     conn.rollback()
                 else:
@@ -188,9 +187,11 @@ class SyncEngine:
                 return
 
     def _pull_record(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
-                     record: RemoteRecord, link: links.Link | None,
+                     record: RemoteRecord, known: dict[str, links.Link],
                      read: dict[str, HubRecord], now: datetime, report: CycleReport) -> None:
+        """`known`: the page's links by remote id (a relink drops the ones it removes)."""
         stream = f"pull:{m.crm}"
+        link = known.get(record.id)
         if record.deleted:
             if link is not None:
                 self._note(report, "pull", m.crm, "unlink", record.id, "deleted in the CRM")
@@ -204,7 +205,9 @@ class SyncEngine:
             self._note(report, "pull", m.crm, "relink", record.id, f"names hub {target}")
             report.count(stream, "relinked")
             if not self.dry_run:
-                designation.release(conn, self.connection_id, m, hub, link, target)
+                for released in designation.release(conn, self.connection_id, m, hub, link,
+                                                    target):
+                    known.pop(released, None)
             link = links.Link(0, m.hub, target, m.crm, record.id, {})
         linked_before = link is not None and link.id != 0
         if link is None:

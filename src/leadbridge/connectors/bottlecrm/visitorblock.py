@@ -57,7 +57,9 @@ def read_block(description: str | None) -> tuple[str | None, dict[str, Any]]:
         if colon and name is not None:
             text = value.strip()
             values[name] = int(text) if re.fullmatch(r"-?\d+", text) else (text or None)
-    rest = (description[: found.start()] + description[found.end() :]).strip()
+    parts = [part.strip() for part in (description[: found.start()],
+                                       description[found.end() :])]
+    rest = "\n\n".join(part for part in parts if part)
     return rest or None, values
 
 
