@@ -4,12 +4,15 @@ an account's website-visitor link moved in the CRM, and a CRM with its own visit
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 
 from leadbridge.config import Settings
 from leadbridge.connectors.memory import MemoryCRM
+from leadbridge.store.ids import floor_id
+from leadbridge.store.tables import hits
 from leadbridge.sync.mapping import MappingManual
 from support import rows, scalar
 from visitor_seed import NOW, HitSeed, add_hits
@@ -226,3 +229,25 @@ def test_a_crm_with_a_visitor_entity_gets_visitor_and_hit_records_and_its_accoun
     crm.edit("website_visitors", record_id, account_id=account_id)
     sync(engine, settings, connection_id, crm, NOW + timedelta(minutes=5), CUSTOM_ENTITY)
     assert account_of(engine, acme) == account_id
+
+
+def test_hits_stored_before_the_last_push_are_sent_when_their_visitor_is_paired_later(
+        engine: Engine, settings: Settings, connection_id: int, crm: MemoryCRM) -> None:
+    acme, _ = visitor(engine, "Acme", score=5, domain="acme.com")
+    globex, _ = visitor(engine, "Globex", score=5, domain="globex.com")
+    acme_account = crm.put("accounts", name="Acme", domain="acme.com")
+    with engine.begin() as conn:  # stored a month before the first cycle
+        add_hits(conn, [HitSeed("https://www.example.com/a", acme, "docs", 2.0),
+                        HitSeed("https://www.example.com/g", globex, "docs", 2.0)])
+        for old in conn.execute(select(hits.c.id)).scalars().all():
+            conn.execute(update(hits).where(hits.c.id == old).values(
+                id=uuid.UUID(int=floor_id(NOW - timedelta(days=30)).int + old.int % 1000)))
+    sync(engine, settings, connection_id, crm)
+    assert [h["regarding_id"] for h in crm.records["website_hits"].values()] == [acme_account]
+
+    sync(engine, settings, connection_id, crm, NOW + timedelta(days=1))
+    globex_account = crm.put("accounts", name="Globex", domain="globex.com")
+    sync(engine, settings, connection_id, crm, NOW + timedelta(days=2))
+    assert sorted(h["regarding_id"] for h in crm.records["website_hits"].values()) == sorted(
+        [acme_account, globex_account])
+    assert account_of(engine, globex) == globex_account

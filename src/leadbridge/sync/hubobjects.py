@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -28,13 +28,13 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    true,
     update,
 )
 
 from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
 from leadbridge.scoring.decay import Bands, Decay
+from leadbridge.store.ids import floor_id
 from leadbridge.store.tables import contacts, hits, object_links, organisations
 from leadbridge.sync.mapping import ObjectMapping
 from leadbridge.views.website_visitors import survivor_token
@@ -289,6 +289,11 @@ class WebsiteVisitorObjects(HubObjects):
             self.set_account(conn, record_id, remote_id)
 
 
+_VISITOR_LINK = object_links.alias("visitor_link")
+_HIT_LINK = object_links.alias("hit_link")
+STORED_MARGIN = timedelta(minutes=10)
+
+
 class WebsiteHitObjects(HubObjects):
     """Website Hits worth a salesperson's eye: scored (score > 0), not bots, of Website
     Visitors linked to a CRM record in this connection. Push only: a hit never changes, and
@@ -308,8 +313,7 @@ class WebsiteHitObjects(HubObjects):
         return uuid.UUID(record_id)
 
     def _select(self) -> Select[Any]:
-        visitor_link = object_links.alias("visitor_link")
-        hit_link = object_links.alias("hit_link")
+        visitor_link, hit_link = _VISITOR_LINK, _HIT_LINK
         connection = self.connection_id if self.connection_id is not None else -1
         return (select(hits.c.id, hits.c.occurred_at, hits.c.occurred_at.label("updated_at"),
                        hits.c.url, hits.c.page_name,
@@ -331,10 +335,13 @@ class WebsiteHitObjects(HubObjects):
                            hit_link.c.hub_id == _hex(hits.c.id)).exists()))
 
     def _changed_since(self, since: datetime) -> ColumnElement[bool]:
-        return true()  # "not linked yet" is the change; the anti-join finds it
+        """Hits stored since the last push (ids are UUIDv7 of their arrival; a margin covers
+        writers whose commit came late), and every hit of a visitor linked since then."""
+        return or_(hits.c.id >= floor_id(since - STORED_MARGIN),
+                   _VISITOR_LINK.c.last_synced_at >= since)
 
     def scan(self, conn: Connection, since: datetime | None) -> Iterator[HubRecord]:
-        for record in super().scan(conn, None):
+        for record in super().scan(conn, since):
             yield HubRecord(record.values["hit_id"], record.values, record.updated_at)
 
     def read(self, conn: Connection, ids: Sequence[str]) -> dict[str, HubRecord]:
