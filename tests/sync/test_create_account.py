@@ -166,3 +166,17 @@ def test_a_value_the_crm_requires_and_the_visitor_lacks_is_named(
     with pytest.raises(InputError, match=r"needs name, and website visitor .* has no value"):
         create_account(engine, settings, acme, "tiny")
     assert links(engine) == 0 and crm.records["accounts"] == {}
+
+
+def test_a_new_account_is_made_when_the_associated_one_was_deleted_in_the_crm(
+        engine: Engine, settings: Settings, connection_id: int, crm: MemoryCRM) -> None:
+    acme, _ = visitor(engine, "Acme", score=60, domain="acme.com")
+    first = create_account(engine, settings, acme, "tiny", now=NOW)
+    crm.remove("accounts", first.account_id)
+    sync(engine, settings, connection_id, crm, NOW + timedelta(minutes=1))
+    assert account_of(engine, acme) is None
+    again = create_account(engine, settings, acme, "tiny", now=NOW + timedelta(minutes=2))
+    assert again.outcome == "created" and again.account_id != first.account_id
+    assert account_of(engine, acme) == again.account_id
+    assert list(crm.records["accounts"]) == [again.account_id]
+    assert links(engine) == 1

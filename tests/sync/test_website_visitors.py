@@ -251,3 +251,23 @@ def test_hits_stored_before_the_last_push_are_sent_when_their_visitor_is_paired_
     assert sorted(h["regarding_id"] for h in crm.records["website_hits"].values()) == sorted(
         [acme_account, globex_account])
     assert account_of(engine, globex) == globex_account
+
+
+def test_an_account_deleted_in_the_crm_is_no_longer_the_visitors_account(
+        engine: Engine, settings: Settings, connection_id: int, crm: MemoryCRM) -> None:
+    soft = crm.put("accounts", name="Acme", domain="acme.com")
+    gone = crm.put("accounts", name="Globex", domain="globex.com")
+    acme, _ = visitor(engine, "Acme", score=5, domain="acme.com")
+    globex, _ = visitor(engine, "Globex", score=5, domain="globex.com")
+    sync(engine, settings, connection_id, crm)
+    assert account_of(engine, acme) == soft and account_of(engine, globex) == gone
+
+    crm.remove("accounts", soft)  # reported as deleted by the next pull
+    crm.remove("accounts", gone, purge=True)  # learnt when an update answers "not found"
+    visit(engine, globex, NOW + timedelta(minutes=1), score=4)
+    report = sync(engine, settings, connection_id, crm, NOW + timedelta(minutes=5))
+
+    assert report.counts["pull:accounts"]["deleted_in_crm"] == 1
+    assert report.counts["push:website_visitor"]["deleted_in_crm"] == 1
+    assert account_of(engine, acme) is None and account_of(engine, globex) is None
+    assert crm.records["accounts"] == {}  # and no account is made again

@@ -372,7 +372,7 @@ class SyncEngine:
             report.count(stream, "planned_update", len(updates))
             return
         self._send_creates(m, spec, hub, creates, now, report)
-        self._send_updates(m, spec, updates, now, report)
+        self._send_updates(m, spec, hub, updates, now, report)
 
     def _drop_twins_of_linked(self, m: ObjectMapping, hub: HubObjects,
                               creates: list[tuple[HubRecord, dict[str, Any]]], now: datetime,
@@ -435,7 +435,7 @@ class SyncEngine:
                 report.count(stream, "created", len(done))
                 errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
 
-    def _send_updates(self, m: ObjectMapping, spec: ObjectSpec,
+    def _send_updates(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects,
                       updates: list[tuple[links.Link, dict[str, Any], dict[str, Any]]],
                       now: datetime, report: CycleReport) -> None:
         stream = f"push:{m.hub}"
@@ -454,9 +454,11 @@ class SyncEngine:
                         report.count(stream, "updated")
                     elif result.outcome == Outcome.REMAPPED and result.remote_id:
                         links.remove(conn, link.id)
+                        hub.linked(conn, m, link.hub_id, None)
                         report.count(stream, "remapped")
                     elif result.outcome == Outcome.NOT_FOUND:
                         links.tombstone(conn, link, now)  # deleted in the CRM: stays deleted
+                        hub.linked(conn, m, link.hub_id, None)
                         report.count(stream, "deleted_in_crm")
                     else:
                         self._record_failure(conn, report, stream, m.hub, link.hub_id, result,
