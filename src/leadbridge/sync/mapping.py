@@ -10,7 +10,10 @@ direction and the conflict rule. Configuration is data, read from `leadbridge.to
       {hub = "name", crm = "first_name", direction = "to_crm"},
     ]
 
-Objects are synced in the order listed (an account before its contacts).
+Objects are synced in the order listed (an account before its contacts). Hub objects are
+`website_visitor` (organisations shown as Website Visitors), `contact` and `website_hit`
+(scored hits of paired visitors, push only). Match keys are tried in order: the first whose
+value finds a record decides (domain, then name). `pull = false` makes an object push only.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class ObjectMapping(BaseModel):
     model_config = {"extra": "forbid"}
     hub: Literal["contact", "website_visitor", "website_hit"]
     crm: str = Field(min_length=1)
-    match: list[str] = Field(default_factory=list)  # hub fields, in tie-break order
+    match: list[str] = Field(default_factory=list)  # hub fields, tried in this order
     fields: list[FieldMapping] = Field(min_length=1)
     create_in_crm: bool = True
     create_in_hub: bool = False
