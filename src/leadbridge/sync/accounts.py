@@ -251,8 +251,8 @@ class _Association:
         if missing:
             raise InputError(f"a new {self.m.crm} record in {self.connection.name!r} needs "
                              f"{', '.join(missing)}, and website visitor {record.id} has no "
-                             "value for it; set it on the visitor, or as a constant in the "
-                             "mapping manual")
+                             "value for it; give it a constant in the mapping manual "
+                             f"([sync.mappings.{self.connection.name}] constants)")
         with self.db.begin() as conn:  # the intent first: a crash below cannot double it
             links.add_intents(conn, self.connection.id, self.m.hub, self.m.crm,
                               [(record.id, payload)])
