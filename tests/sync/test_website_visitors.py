@@ -13,10 +13,11 @@ from leadbridge.config import Settings
 from leadbridge.connectors.memory import MemoryCRM
 from leadbridge.store.ids import floor_id
 from leadbridge.store.tables import hits
+from leadbridge.sync.engine import SyncEngine
 from leadbridge.sync.mapping import MappingManual
 from support import rows, scalar
 from visitor_seed import NOW, HitSeed, add_hits
-from visitor_world import account_of, contact, permalink, sync, visit, visitor
+from visitor_world import MANUAL, account_of, contact, permalink, sync, visit, visitor
 
 
 def account(crm: MemoryCRM, account_id: str) -> dict[str, object]:
@@ -271,3 +272,23 @@ def test_an_account_deleted_in_the_crm_is_no_longer_the_visitors_account(
     assert report.counts["push:website_visitor"]["deleted_in_crm"] == 1
     assert account_of(engine, acme) is None and account_of(engine, globex) is None
     assert crm.records["accounts"] == {}  # and no account is made again
+
+
+def test_a_dry_run_shows_a_relink_and_moves_nothing(
+        engine: Engine, settings: Settings, connection_id: int, crm: MemoryCRM) -> None:
+    acme_account = crm.put("accounts", name="Acme", domain="acme.com")
+    acme, _ = visitor(engine, "Acme", score=70, domain="acme.com")
+    globex, globex_token = visitor(engine, "Globex", score=30, domain="globex.com")
+    sync(engine, settings, connection_id, crm)
+    crm.edit("accounts", acme_account, permalink=permalink(settings, globex_token))
+    before = rows(engine, "SELECT * FROM object_links ORDER BY id")
+    calls = len(crm.orders)
+
+    plan = SyncEngine(engine, settings, connection_id, crm, MANUAL, dry_run=True,
+                      sleep=lambda s: None, clock=lambda: NOW + timedelta(minutes=5)).run()
+
+    assert any(c.operation == "relink" and c.key == acme_account and str(globex) in c.why
+               for c in plan.plan)
+    assert rows(engine, "SELECT * FROM object_links ORDER BY id") == before
+    assert account_of(engine, acme) == acme_account and account_of(engine, globex) is None
+    assert len(crm.orders) == calls

@@ -15,13 +15,13 @@ from sqlalchemy import Connection
 from leadbridge.connectors.base import RemoteRecord
 from leadbridge.sync import links
 from leadbridge.sync.hubobjects import HubObjects
-from leadbridge.sync.mapping import ObjectMapping
+from leadbridge.sync.mapping import ObjectMapping, Rule
 
 
 def target(conn: Connection, connection_id: int, m: ObjectMapping, hub: HubObjects,
            record: RemoteRecord, link: links.Link | None) -> str | None:
     """The hub id `record` now names, when that differs from its link; else None."""
-    fields = [f for f in m.fields if f.hub in hub.designating]
+    fields = [f for f in m.fields if f.hub in hub.designating and f.rule != Rule.DONT_SYNC]
     if not fields:
         return None
     if link is not None and all(record.fields.get(f.crm) == link.values.get(f.crm)
