@@ -9,6 +9,7 @@
     ├── AuthError              a missing, unknown or revoked API key
     ├── NotFound               a record asked for by id does not exist
     ├── CrmError               a CRM refused an action asked for on demand, or did not answer
+    │   └── ConnectionBusy     a sync cycle of that connection is running: try again shortly
     └── StoreError             the database refused or is unreachable
 
 Every error says what failed, for which record, and what a person can do.
@@ -54,6 +55,10 @@ class NotFound(LeadBridgeError):
 class CrmError(LeadBridgeError):
     """A CRM refused an action a person asked for (create an account...) or did not answer;
     the message names the connection, the record and the CRM's reason."""
+
+
+class ConnectionBusy(CrmError):
+    """A sync cycle of the connection holds its lock; the action can be asked again soon."""
 
 
 class StoreError(LeadBridgeError):

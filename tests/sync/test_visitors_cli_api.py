@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from leadbridge.cli import app
 from leadbridge.config import Settings
 from leadbridge.connectors.memory import MemoryCRM
+from leadbridge.sync.locks import connection_lock
 from visitor_world import account_of, visitor
 
 
@@ -151,3 +152,17 @@ def test_api_needs_a_key(client: TestClient, engine: Engine, connection_id: int,
     acme, _ = visitor(engine, "Acme", domain="acme.com")
     assert client.post(URL.format(acme)).status_code == 401
     assert crm.records["accounts"] == {}
+
+
+def test_api_answers_conflict_while_a_sync_cycle_holds_the_connection(
+        client: TestClient, auth: dict[str, str], engine: Engine, connection_id: int,
+        crm: MemoryCRM) -> None:
+    acme, _ = visitor(engine, "Acme", domain="acme.com")
+    with connection_lock(engine, connection_id) as mine:
+        assert mine
+        answer = client.post(URL.format(acme), headers=auth)
+    assert answer.status_code == 409 and answer.headers["Retry-After"] == "60"
+    assert answer.json() == {"error": "connection_busy", "detail": "a sync cycle of "
+                             "connection 'tiny' is running; try again in a minute"}
+    assert crm.calls == 0
+    assert client.post(URL.format(acme), headers=auth).status_code == 201

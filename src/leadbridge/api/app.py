@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from leadbridge import __version__
 from leadbridge.config import Settings
-from leadbridge.errors import CrmError, InputError, NotFound, StoreError
+from leadbridge.errors import ConnectionBusy, CrmError, InputError, NotFound, StoreError
 from leadbridge.hub import Hub
 from leadbridge.privacy.retention import apply_retention
 from leadbridge.redact import install_redaction
@@ -99,6 +99,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
 
     @app.exception_handler(CrmError)
     async def _crm_error(request: Request, exc: CrmError) -> JSONResponse:
+        if isinstance(exc, ConnectionBusy):
+            return JSONResponse({"error": "connection_busy", "detail": str(exc)},
+                                status_code=409, headers={"Retry-After": "60"})
         return JSONResponse({"error": "crm_error", "detail": str(exc)}, status_code=502)
 
     @app.exception_handler(NotFound)

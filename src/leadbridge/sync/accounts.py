@@ -44,7 +44,7 @@ from leadbridge.connectors.base import (
     Outcome,
     RemoteRecord,
 )
-from leadbridge.errors import CrmError, InputError, NotFound
+from leadbridge.errors import ConnectionBusy, CrmError, InputError, NotFound
 from leadbridge.identify.organisations import WEBSITE_VISITOR_TYPES, get_organisation
 from leadbridge.keyring import load_keyring
 from leadbridge.scoring.ruleset import load_decay
@@ -80,8 +80,8 @@ def create_account(db: Engine, settings: Settings, visitor_id: int,
         _check_visitor(conn, visitor_id)
     with connection_lock(db, chosen.id) as mine:
         if not mine:
-            raise CrmError(f"a sync cycle of connection {chosen.name!r} is running; "
-                           "try again in a minute")
+            raise ConnectionBusy(f"a sync cycle of connection {chosen.name!r} is running; "
+                                 "try again in a minute")
         existing = _existing(db, chosen, mapping, visitor_id, moment)
         if existing is not None:
             return existing

@@ -149,7 +149,8 @@ def post_create_account(
     account with its domain or name exists (then that one is associated) or it is associated
     already (nothing changes). 201 when an account was created, else 200; 404 for an unknown
     visitor or connection, 400 for an ISP, blocked or merged organisation or a visitor
-    lacking a value the CRM requires, 502 when the CRM refuses or does not answer."""
+    lacking a value the CRM requires, 409 while a sync cycle of the connection runs, 502
+    when the CRM refuses or does not answer."""
     done = create_account(hub.engine, hub.settings, visitor_id,
                           body.connection if body else None)
     response.status_code = 201 if done.outcome == "created" else 200
