@@ -13,7 +13,7 @@ from leadbridge.config import Settings
 from leadbridge.connectors.memory import MemoryCRM, SimulatedCrash
 from leadbridge.errors import CrmError, InputError, NotFound
 from leadbridge.keyring import load_keyring
-from leadbridge.store.tables import organisations
+from leadbridge.store.tables import connections, organisations
 from leadbridge.sync.accounts import create_account
 from support import scalar
 from visitor_seed import NOW
@@ -156,6 +156,10 @@ def test_connections_unknown_missing_or_ambiguous_are_named(
     with pytest.raises(InputError, match=r"several CRM connections are enabled \(one, two\)"):
         create_account(engine, settings, acme)
     assert create_account(engine, settings, acme, "two").outcome == "created"
+    with engine.begin() as conn:
+        conn.execute(update(connections).where(connections.c.name == "one").values(enabled=False))
+    with pytest.raises(InputError, match="connection 'one' is disabled, so nothing is sent"):
+        create_account(engine, settings, acme, "one")
 
 
 def test_a_value_the_crm_requires_and_the_visitor_lacks_is_named(

@@ -82,7 +82,7 @@ def create_account(db: Engine, settings: Settings, visitor_id: int,
         if not mine:
             raise ConnectionBusy(f"a sync cycle of connection {chosen.name!r} is running; "
                                  "try again in a minute")
-        existing = _existing(db, chosen, mapping, visitor_id, moment)
+        existing = _existing(db, chosen, mapping, visitor_id)
         if existing is not None:
             return existing
         connector = _build(db, settings, chosen)
@@ -103,10 +103,13 @@ def _build(db: Engine, settings: Settings, connection: CrmConnection) -> Connect
 def _connection(conn: Any, name: str | None) -> CrmConnection:
     if name is not None:
         try:
-            return get_connection(conn, name)
+            named = get_connection(conn, name)
         except NotFound:
             known = ", ".join(c.name for c in list_connections(conn)) or "none yet"
             raise NotFound(f"no connection named {name!r} (connections: {known})") from None
+        if not named.enabled:
+            raise InputError(f"connection {name!r} is disabled, so nothing is sent to its CRM")
+        return named
     enabled = [c for c in list_connections(conn) if c.enabled]
     if not enabled:
         raise InputError("no CRM connection is set up; add one with "
@@ -143,8 +146,8 @@ def _check_visitor(conn: Any, visitor_id: int) -> None:
                          "really a company")
 
 
-def _existing(db: Engine, connection: CrmConnection, m: ObjectMapping, visitor_id: int,
-              now: datetime) -> AccountLink | None:
+def _existing(db: Engine, connection: CrmConnection, m: ObjectMapping,
+              visitor_id: int) -> AccountLink | None:
     hub_id = str(visitor_id)
     with db.begin() as conn:
         link = links.by_hub(conn, connection.id, m.hub, [hub_id]).get(hub_id)

@@ -8,6 +8,8 @@ Push sends hub changes (hub value differs from the value both sides last agreed 
 is first written as a pending link, so a crash between the CRM's answer and our commit is
 resolved on the next run by looking the record up instead of creating it again. Values pulled
 from the CRM become the agreed values, so they are never pushed back (echo suppression).
+A CRM record that names another hub record by its link field (an account carrying another
+Website Visitor's permalink) is relinked to it (`designation.py`).
 """
 
 from __future__ import annotations
