@@ -29,7 +29,7 @@ def test_creates_the_account_with_the_visitors_values_and_associates_it(
     initech, token = visitor(engine, "Initech", score=25, days_ago=1, type="education",
                              domain="initech.edu", phone="+14155552671",
                              website="https://initech.edu", address="1 Loop, Austin",
-                             owner="bill@example.com")
+                             country="US", owner="bill@example.com")
 
     done = create_account(engine, settings, initech, "tiny", now=NOW)
 
@@ -38,7 +38,7 @@ def test_creates_the_account_with_the_visitors_values_and_associates_it(
     got = crm.records["accounts"][done.account_id]
     assert got == {"name": "Initech", "domain": "initech.edu", "phone": "+14155552671",
                    "website": "https://initech.edu", "address": "1 Loop, Austin",
-                   "owner": "bill@example.com", "score": 25, "band": "warm",
+                   "country": "US", "owner": "bill@example.com", "score": 25, "band": "warm",
                    "last_visit": (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                    "permalink": permalink(settings, token)}
     # the next cycle finds it linked: nothing is created or changed

@@ -42,8 +42,8 @@ _MEMORY: dict[str, Any] = {"objects": [
         "create_in_crm": False,
         "fields": [
             *({"hub": name, "crm": name, "rule": _CRM_UNLESS_BLANK}
-              for name in ("name", "domain", "website", "phone", "address", "industry",
-                           "employees", "owner")),
+              for name in ("name", "domain", "website", "phone", "address", "country",
+                           "industry", "employees", "owner")),
             *({"hub": name, "crm": name, "direction": "to_crm"}
               for name in ("score", "band", "last_visit", "permalink")),
         ],
