@@ -8,6 +8,8 @@
     │   └── TooLarge           a request body over the size limit
     ├── AuthError              a missing, unknown or revoked API key
     ├── NotFound               a record asked for by id does not exist
+    ├── CrmError               a CRM refused an action asked for on demand, or did not answer
+    │   └── ConnectionBusy     a sync cycle of that connection is running: try again shortly
     └── StoreError             the database refused or is unreachable
 
 Every error says what failed, for which record, and what a person can do.
@@ -48,6 +50,15 @@ class AuthError(LeadBridgeError):
 
 class NotFound(LeadBridgeError):
     """A record asked for by id does not exist."""
+
+
+class CrmError(LeadBridgeError):
+    """A CRM refused an action a person asked for (create an account...) or did not answer;
+    the message names the connection, the record and the CRM's reason."""
+
+
+class ConnectionBusy(CrmError):
+    """A sync cycle of the connection holds its lock; the action can be asked again soon."""
 
 
 class StoreError(LeadBridgeError):

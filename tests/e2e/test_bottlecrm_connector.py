@@ -96,8 +96,8 @@ def test_objects_are_honest_about_batches_and_modified_times() -> None:
     assert {spec.batch_size for spec in specs.values()} == {1}
     assert not any(spec.modified_since for spec in specs.values())
     assert {name: spec.match_keys for name, spec in specs.items()} == {
-        "leads": ("email", "title"), "contacts": ("email",), "accounts": ("name",),
-        "opportunities": ("name",), "tasks": ("title",)}
+        "leads": ("email", "title"), "contacts": ("email",),
+        "accounts": ("domain", "name"), "opportunities": ("name",), "tasks": ("title",)}
 
 
 def test_create_returns_the_new_id_and_a_second_create_cannot_duplicate(

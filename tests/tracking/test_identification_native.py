@@ -116,3 +116,20 @@ def test_email_pixel_records_an_open_for_the_contact(client: TestClient, site_id
     assert h.kind == "email_open" and h.campaign_name == "november" and h.contact_id is not None
     assert client.get("/pixel.gif", params={"idsite": site_id}).status_code == 400
     assert client.get("/pixel.gif", params={"idsite": 4242, "lb_ct": token}).status_code == 400
+
+
+def test_a_contact_belongs_to_the_website_visitor_it_was_last_seen_from(
+        client: TestClient, site_id: int, hub: Hub, api_key: str) -> None:
+    track(client, site_id, "https://www.example.com/a", _id=VID, uid="jane@example.com")
+    [jane] = rows(hub.engine, "SELECT c.organisation_id, o.name FROM contacts c "
+                              "JOIN organisations o ON o.id = c.organisation_id")
+    assert jane.name == "Testclient Industries"  # the company behind the client's address
+    # seen from home (an ISP) later: she stays the company's
+    track(client, site_id, "https://www.example.com/b", _id=VID, cip="203.0.113.200",
+          token_auth=api_key)
+    assert scalar(hub.engine, "SELECT organisation_id FROM contacts") == jane.organisation_id
+    # seen from another company: she follows it
+    track(client, site_id, "https://www.example.com/c", _id=VID, cip="203.0.113.10",
+          token_auth=api_key)
+    assert scalar(hub.engine, "SELECT o.name FROM contacts c JOIN organisations o "
+                              "ON o.id = c.organisation_id") == "Acme Corp"

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from leadbridge import __version__
 from leadbridge.config import Settings
-from leadbridge.errors import InputError, NotFound, StoreError
+from leadbridge.errors import ConnectionBusy, CrmError, InputError, NotFound, StoreError
 from leadbridge.hub import Hub
 from leadbridge.jobs import Jobs, SyncSoon, open_jobs, schedule_sync
 from leadbridge.privacy.retention import apply_retention
@@ -118,6 +118,13 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse({"error": "store_unavailable", "detail": str(exc)}, status_code=503,
                             headers={"Retry-After": "5"})
+
+    @app.exception_handler(CrmError)
+    async def _crm_error(request: Request, exc: CrmError) -> JSONResponse:
+        if isinstance(exc, ConnectionBusy):
+            return JSONResponse({"error": "connection_busy", "detail": str(exc)},
+                                status_code=409, headers={"Retry-After": "60"})
+        return JSONResponse({"error": "crm_error", "detail": str(exc)}, status_code=502)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:

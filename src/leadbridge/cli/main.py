@@ -15,6 +15,7 @@ from leadbridge.cli import (
     serve,
     sites,
     sync,
+    visitors,
     worker,
 )
 from leadbridge.redact import install_redaction
@@ -37,6 +38,7 @@ app.add_typer(scoring.app, name="scoring")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(connections.app, name="connections")
 app.add_typer(connections.secrets_app, name="secrets")
+app.add_typer(visitors.app, name="visitors")
 app.command("serve")(serve.serve)
 app.command("sync")(sync.sync)
 app.command("worker")(worker.worker)

@@ -8,6 +8,8 @@ Push sends hub changes (hub value differs from the value both sides last agreed 
 is first written as a pending link, so a crash between the CRM's answer and our commit is
 resolved on the next run by looking the record up instead of creating it again. Values pulled
 from the CRM become the agreed values, so they are never pushed back (echo suppression).
+A CRM record that names another hub record by its link field (an account carrying another
+Website Visitor's permalink) is relinked to it (`designation.py`).
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ from leadbridge.connectors.base import (
 )
 from leadbridge.scoring.ruleset import load_decay
 from leadbridge.store.tables import sync_runs
-from leadbridge.sync import cursors, errorqueue, links
+from leadbridge.sync import cursors, designation, errorqueue, links
 from leadbridge.sync.budget import ApiBudget, BudgetExhausted
-from leadbridge.sync.hubobjects import HubObjects, HubRecord, WebsiteVisitorObjects, hub_objects
+from leadbridge.sync.hubobjects import HubObjects, HubRecord, hub_objects
 from leadbridge.sync.judge import Sides, Verdict, is_blank, judge
 from leadbridge.sync.mapping import MappingManual, ObjectMapping
 
@@ -112,14 +114,15 @@ class SyncEngine:
         with self.db.connect() as conn:
             decay = load_decay(conn, self.settings.scoring)
         for mapping in self.manual.objects:
-            hub = hub_objects(mapping.hub, self.settings, decay, start)
+            hub = hub_objects(mapping.hub, self.settings, decay, start, self.connection_id)
             spec = self.connector.objects.get(mapping.crm)
             if spec is None:
                 report.failures.append(f"{mapping.crm}: the connector has no such object")
                 continue
             try:
                 self._resolve_pending(mapping, spec, report)  # a crash's loose ends first
-                self._pull(mapping, spec, hub, start, report)
+                if mapping.pull:
+                    self._pull(mapping, spec, hub, start, report)
                 self._push(mapping, spec, hub, start, report)
                 if not self.dry_run:  # the CRM answered again: its outage error is over
                     with self.db.begin() as conn:
@@ -241,8 +244,7 @@ class SyncEngine:
                                         [r.id for r in page.records])
                 current = hub.read(conn, [link.hub_id for link in known.values()])
                 for record in page.records:
-                    self._pull_record(conn, m, hub, record, known.get(record.id), current,
-                                      start, report)
+                    self._pull_record(conn, m, hub, record, known, current, start, report)
                 if self.dry_run:
                     conn.rollback()
                 else:
@@ -252,17 +254,29 @@ class SyncEngine:
                 return
 
     def _pull_record(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
-                     record: RemoteRecord, link: links.Link | None,
+                     record: RemoteRecord, known: dict[str, links.Link],
                      read: dict[str, HubRecord], now: datetime, report: CycleReport) -> None:
+        """`known`: the page's links by remote id (a relink drops the ones it removes)."""
         stream = f"pull:{m.crm}"
+        link = known.get(record.id)
         if record.deleted:
             if link is not None:
                 self._note(report, "pull", m.crm, "unlink", record.id, "deleted in the CRM")
                 if not self.dry_run:
                     links.tombstone(conn, link, now)
+                    hub.linked(conn, m, link.hub_id, None)
                 report.count(stream, "deleted_in_crm")
             return
-        linked_before = link is not None
+        target = designation.target(conn, self.connection_id, m, hub, record, link)
+        if target is not None:  # a person pointed this CRM record at another hub record
+            self._note(report, "pull", m.crm, "relink", record.id, f"names hub {target}")
+            report.count(stream, "relinked")
+            if not self.dry_run:
+                for released in designation.release(conn, self.connection_id, m, hub, link,
+                                                    target):
+                    known.pop(released, None)
+            link = links.Link(0, m.hub, target, m.crm, record.id, {})
+        linked_before = link is not None and link.id != 0
         if link is None:
             hub_id, twin = self._match(conn, m, hub, record)
             if twin is not None:  # the hub's match is linked to another CRM record already
@@ -315,8 +329,7 @@ class SyncEngine:
         if self.dry_run:
             return
         hub.write(conn, link.hub_id, to_hub)
-        if isinstance(hub, WebsiteVisitorObjects):
-            hub.set_account(conn, link.hub_id, record.id)
+        hub.linked(conn, m, link.hub_id, record.id)
         if linked_before or link.id:
             links.settle(conn, link.id, record.id, agreed, now)
         else:
@@ -326,12 +339,16 @@ class SyncEngine:
 
     def _match(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
                record: RemoteRecord) -> tuple[str | None, links.Link | None]:
-        """The hub record with the same match-key values (lowest id) that is not linked to
-        a live CRM record; else, when all matches are linked, the link of the first one."""
-        match = {key: record.fields.get(m.crm_field(key)) for key in m.match}
-        if not match or any(is_blank(v) for v in match.values()):
-            return None, None
-        candidates = hub.find(conn, match)
+        """The hub record with the same value of the first match key that finds one (keys
+        in the manual's order: domain, then name), lowest id first, that is not linked to a
+        live CRM record; else, when all its matches are linked, the link of the first one."""
+        candidates: list[str] = []
+        for key in m.match:
+            value = record.fields.get(m.crm_field(key))
+            if not is_blank(value):
+                candidates = hub.find(conn, {key: value})
+                if candidates:
+                    break
         existing = links.by_hub(conn, self.connection_id, m.hub, candidates)
         taken = {k: v for k, v in existing.items() if not v.deleted}
         free = next((c for c in candidates if c not in taken), None)
@@ -422,7 +439,7 @@ class SyncEngine:
             report.count(stream, "planned_update", len(updates))
             return
         self._send_creates(m, spec, hub, creates, now, report)
-        self._send_updates(m, spec, updates, now, report)
+        self._send_updates(m, spec, hub, updates, now, report)
 
     def _drop_twins_of_linked(self, m: ObjectMapping, hub: HubObjects,
                               creates: list[tuple[HubRecord, dict[str, Any]]], now: datetime,
@@ -483,8 +500,7 @@ class SyncEngine:
                 for (record, _), result in answered:
                     if result.outcome == Outcome.CREATED and result.remote_id:
                         confirmed.append((record.id, result.remote_id))
-                        if isinstance(hub, WebsiteVisitorObjects):
-                            hub.set_account(conn, record.id, result.remote_id)
+                        hub.linked(conn, m, record.id, result.remote_id)
                         done.append(record.id)
                     else:
                         links.remove_intent(conn, self.connection_id, m.hub, record.id)
@@ -493,7 +509,7 @@ class SyncEngine:
                 report.count(stream, "created", len(done))
                 errorqueue.resolve(conn, self.connection_id, "push", m.hub, done)
 
-    def _send_updates(self, m: ObjectMapping, spec: ObjectSpec,
+    def _send_updates(self, m: ObjectMapping, spec: ObjectSpec, hub: HubObjects,
                       updates: list[tuple[links.Link, dict[str, Any], dict[str, Any]]],
                       now: datetime, report: CycleReport) -> None:
         stream = f"push:{m.hub}"
@@ -512,9 +528,11 @@ class SyncEngine:
                         report.count(stream, "updated")
                     elif result.outcome == Outcome.REMAPPED and result.remote_id:
                         links.remove(conn, link.id)
+                        hub.linked(conn, m, link.hub_id, None)
                         report.count(stream, "remapped")
                     elif result.outcome == Outcome.NOT_FOUND:
                         links.tombstone(conn, link, now)  # deleted in the CRM: stays deleted
+                        hub.linked(conn, m, link.hub_id, None)
                         report.count(stream, "deleted_in_crm")
                     else:
                         self._record_failure(conn, report, stream, m.hub, link.hub_id, result,

@@ -1,20 +1,45 @@
-"""The hub's side of a sync: read, find, create and write contacts and Website Visitors as
-plain field dictionaries. Computed fields (score, band, last visit, permalink) are read-only.
+"""The hub's side of a sync: read, find, create and write contacts, Website Visitors and
+Website Hits as plain field dictionaries. Computed fields (score, band, last visit, permalink,
+and on contacts their Website Visitor's) are read-only.
+
+Scores decay continuously, so a record is not "changed" every second: a Website Visitor (and
+its contacts) is due for a push when it changed (a new hit moves its last visit and score, a
+person edited it) or when decay alone moved its score into another band since the last push.
+Between those moments the CRM keeps the score of the last push; the permalink page always
+shows today's.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    Table,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
 from leadbridge.scoring.decay import Bands, Decay
-from leadbridge.store.tables import contacts, object_links, organisations
+from leadbridge.store.ids import floor_id
+from leadbridge.store.tables import contacts, hits, object_links, organisations
+from leadbridge.sync.mapping import ObjectMapping
+from leadbridge.views.website_visitors import survivor_token
+
+PERMALINK_PATH = "/p/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +60,15 @@ class HubObjects:
     table: Table
     writable: tuple[str, ...]
     computed: tuple[str, ...]
+    designating: tuple[str, ...] = ()  # fields by which a CRM record names its hub record
     extra_columns: tuple[str, ...] = ()  # read to compute the computed fields
 
-    def __init__(self, settings: Settings, decay: Decay, now: datetime) -> None:
+    def __init__(self, settings: Settings, decay: Decay, now: datetime,
+                 connection_id: int | None = None) -> None:
         self.settings = settings
         self.decay = decay
         self.now = now
+        self.connection_id = connection_id
         self._band = Bands(settings.scoring.bands)
         self._factor = decay.current(1.0, now)  # score = weight * factor, for every row
 
@@ -62,22 +90,40 @@ class HubObjects:
         values["band"] = self._band(score)
         return values
 
+    def _select(self) -> Select[Any]:
+        return select(*self._columns())
+
+    def _changed_since(self, since: datetime) -> ColumnElement[bool]:
+        return self.table.c.updated_at >= since
+
+    def _key(self, record_id: str) -> Any:
+        return int(record_id)
+
     def read(self, conn: Connection, ids: Sequence[str]) -> dict[str, HubRecord]:
         found: dict[str, HubRecord] = {}
         for start in range(0, len(ids), 500):
-            chunk = [int(i) for i in ids[start : start + 500]]
-            for row in conn.execute(select(*self._columns())
-                                    .where(self.table.c.id.in_(chunk))):
+            chunk = [self._key(i) for i in ids[start : start + 500]]
+            for row in conn.execute(self._select().where(self.table.c.id.in_(chunk))):
                 found[str(row.id)] = HubRecord(str(row.id), self._values(row), row.updated_at)
         return found
 
     def scan(self, conn: Connection, since: datetime | None) -> Iterator[HubRecord]:
         """Records changed since `since` (all when None), in id order, streamed."""
-        query = select(*self._columns()).where(self._where()).order_by(self.table.c.id)
+        query = self._select().where(self._where()).order_by(self.table.c.id)
         if since is not None:
-            query = query.where(self.table.c.updated_at >= since)
+            query = query.where(self._changed_since(since))
         for row in conn.execution_options(yield_per=2000).execute(query):
             yield HubRecord(str(row.id), self._values(row), row.updated_at)
+
+    def designated(self, conn: Connection, values: Mapping[str, Any]) -> str | None:
+        """The hub record a CRM record names by its own link field (hub field names), if
+        any: for a CRM account, the Website Visitor whose permalink it carries."""
+        return None
+
+    def linked(self, conn: Connection, mapping: ObjectMapping, record_id: str,
+               remote_id: str | None) -> None:
+        """The record was linked to CRM record `remote_id` (None: the link is gone)."""
+        return None
 
     def find(self, conn: Connection, match: Mapping[str, Any]) -> list[str]:
         """Ids whose fields equal `match` (case-insensitive for text), lowest id first."""
@@ -120,16 +166,66 @@ class HubObjects:
         raise NotImplementedError(f"{self.name} records are not created from a CRM")
 
 
+def visitor_changed(decay: Decay, bands: Bands, since: datetime,
+                    now: datetime) -> ColumnElement[bool]:
+    """Organisations changed since `since`, or whose decayed score crossed a band threshold
+    between `since` and `now` (a weight w has score w*f; it crossed threshold t going down
+    when t/f(since) <= w < t/f(now))."""
+    at_since, at_now = decay.current(1.0, since), decay.current(1.0, now)
+    crossed = [and_(organisations.c.score_weight >= threshold / at_since,
+                    organisations.c.score_weight < threshold / at_now)
+               for _, threshold in bands.ordered if threshold > 0 and at_now > 0]
+    return or_(organisations.c.updated_at >= since, *crossed)
+
+
+def _permalink(settings: Settings, token: str | None) -> str | None:
+    return None if token is None else f"{settings.public_url}{PERMALINK_PATH}{token}"
+
+
+def permalink_token(value: Any) -> str | None:
+    """The token of a permalink as a person may paste it (with or without the hub's address,
+    a trailing slash or a query string)."""
+    if not isinstance(value, str) or PERMALINK_PATH not in value:
+        return None
+    token = value.rsplit(PERMALINK_PATH, 1)[1].split("?", 1)[0].split("#", 1)[0].strip("/ ")
+    return token or None
+
+
 class ContactObjects(HubObjects):
+    """Contacts, with the score, last visit and permalink of their Website Visitor (the
+    organisation they were seen from), so salespeople see both on the CRM contact."""
+
     name = "contact"
     table = contacts
     writable = ("email", "name", "external_id")
-    computed = ("score", "band", "last_visit")
+    computed = ("score", "band", "last_visit", "website_visitor_score",
+                "website_visitor_band", "website_visitor_last_visit",
+                "website_visitor_permalink")
     extra_columns = ("last_seen_at",)
+
+    def _select(self) -> Select[Any]:
+        visitor = organisations
+        return (select(*self._columns(),
+                       visitor.c.score_weight.label("visitor_weight"),
+                       visitor.c.last_visit_at.label("visitor_last_visit"),
+                       visitor.c.permalink_token.label("visitor_token"))
+                .select_from(contacts.outerjoin(visitor, and_(
+                    visitor.c.id == contacts.c.organisation_id, is_website_visitor()))))
+
+    def _changed_since(self, since: datetime) -> ColumnElement[bool]:
+        return or_(contacts.c.updated_at >= since,
+                   and_(organisations.c.id.is_not(None),
+                        visitor_changed(self.decay, self._band, since, self.now)))
 
     def _values(self, row: Any) -> dict[str, Any]:
         values = super()._values(row)
         values["last_visit"] = _iso(row.last_seen_at)
+        visitor = row.visitor_token is not None
+        score = (row.visitor_weight or 0.0) * self._factor
+        values["website_visitor_score"] = round(score) if visitor else None
+        values["website_visitor_band"] = self._band(score) if visitor else None
+        values["website_visitor_last_visit"] = _iso(row.visitor_last_visit)
+        values["website_visitor_permalink"] = _permalink(self.settings, row.visitor_token)
         return values
 
     def create(self, conn: Connection, values: Mapping[str, Any]) -> str:
@@ -141,29 +237,150 @@ class ContactObjects(HubObjects):
 
 
 class WebsiteVisitorObjects(HubObjects):
+    """Website Visitors (organisations that are not ISPs, blocked or merged).
+
+    Unless the mapping maps `crm_account_id` to a field of the CRM record (a CRM with a
+    Website Visitor entity of its own, which has an account lookup), the CRM record a
+    Website Visitor is linked to *is* its associated account, and `crm_account_id` follows
+    the link. A CRM account names its Website Visitor by the permalink it carries.
+    """
+
     name = "website_visitor"
     table = organisations
-    writable = ("name", "domain", "phone", "website", "address", "industry", "employees",
-                "owner")
+    writable = ("name", "domain", "phone", "website", "address", "country", "industry",
+                "employees", "owner", "crm_account_id")
     computed = ("score", "band", "last_visit", "permalink")
     extra_columns = ("last_visit_at", "permalink_token")
+    designating = ("permalink",)
 
     def _where(self) -> Any:
         return is_website_visitor()
 
+    def _changed_since(self, since: datetime) -> ColumnElement[bool]:
+        return visitor_changed(self.decay, self._band, since, self.now)
+
     def _values(self, row: Any) -> dict[str, Any]:
         values = super()._values(row)
         values["last_visit"] = _iso(row.last_visit_at)
-        values["permalink"] = f"{self.settings.public_url}/p/{row.permalink_token}"
+        values["permalink"] = _permalink(self.settings, row.permalink_token)
         return values
 
+    def designated(self, conn: Connection, values: Mapping[str, Any]) -> str | None:
+        token = permalink_token(values.get("permalink"))
+        if token is None:
+            return None
+        survivor = survivor_token(conn, token) or token  # a merged visitor's old link
+        found = conn.execute(select(organisations.c.id).where(
+            organisations.c.permalink_token == survivor, is_website_visitor())).scalar()
+        return None if found is None else str(found)
+
     def set_account(self, conn: Connection, record_id: str, account_id: str | None) -> None:
-        """Remember the associated CRM account on the Website Visitor."""
-        conn.execute(update(organisations).where(organisations.c.id == int(record_id))
-                     .values(crm_account_id=account_id))
+        """Remember the associated CRM account on the Website Visitor (its `updated_at`
+        moves, so the account is updated on the next push)."""
+        column = organisations.c.crm_account_id
+        changed = column.is_not(None) if account_id is None else or_(
+            column.is_(None), column != account_id)
+        conn.execute(update(organisations).where(organisations.c.id == int(record_id), changed)
+                     .values(crm_account_id=account_id, updated_at=self.now))
+
+    def linked(self, conn: Connection, mapping: ObjectMapping, record_id: str,
+               remote_id: str | None) -> None:
+        if not mapping.maps("crm_account_id"):  # the linked record is the account
+            self.set_account(conn, record_id, remote_id)
 
 
-def hub_objects(name: str, settings: Settings, decay: Decay, now: datetime) -> HubObjects:
+_VISITOR_LINK = object_links.alias("visitor_link")
+_HIT_LINK = object_links.alias("hit_link")
+STORED_MARGIN = timedelta(minutes=10)
+
+
+class WebsiteHitObjects(HubObjects):
+    """Website Hits worth a salesperson's eye: scored (score > 0), not bots, of Website
+    Visitors linked to a CRM record in this connection. Push only: a hit never changes, and
+    `scan` leaves out hits already linked, so each is sent once, whenever its visitor got
+    linked. `visitor_record` is the CRM id of the record its Website Visitor is linked to
+    (the account, or the CRM's own Website Visitor record); `title` names the hit in one line
+    (with its id, so it is unique) for CRMs that file hits as tasks or notes."""
+
+    name = "website_hit"
+    table = hits
+    writable = ()
+    computed = ("hit_id", "title", "visitor_record", "website_visitor_id", "occurred_at",
+                "occurred_on", "url", "page_name", "category", "score", "channel",
+                "campaign")
+
+    def _key(self, record_id: str) -> Any:
+        return uuid.UUID(record_id)
+
+    def _select(self) -> Select[Any]:
+        visitor_link, hit_link = _VISITOR_LINK, _HIT_LINK
+        connection = self.connection_id if self.connection_id is not None else -1
+        return (select(hits.c.id, hits.c.occurred_at, hits.c.occurred_at.label("updated_at"),
+                       hits.c.url, hits.c.page_name,
+                       hits.c.category, hits.c.score, hits.c.channel, hits.c.campaign_name,
+                       hits.c.organisation_id, organisations.c.name.label("visitor_name"),
+                       visitor_link.c.remote_id.label("visitor_record"))
+                .select_from(
+                    hits.join(organisations, organisations.c.id == hits.c.organisation_id)
+                    .join(visitor_link, and_(
+                        visitor_link.c.connection_id == connection,
+                        visitor_link.c.hub_object == WebsiteVisitorObjects.name,
+                        visitor_link.c.hub_id == func.cast(organisations.c.id, String))))
+                .where(hits.c.score > 0, hits.c.is_bot.is_(False), is_website_visitor(),
+                       ~visitor_link.c.remote_id.like("pending:%"),
+                       ~visitor_link.c.remote_id.like("deleted:%"),
+                       ~select(hit_link.c.id).where(
+                           hit_link.c.connection_id == connection,
+                           hit_link.c.hub_object == self.name,
+                           hit_link.c.hub_id == _hex(hits.c.id)).exists()))
+
+    def _changed_since(self, since: datetime) -> ColumnElement[bool]:
+        """Hits stored since the last push (ids are UUIDv7 of their arrival; a margin covers
+        writers whose commit came late), and every hit of a visitor linked since then."""
+        return or_(hits.c.id >= floor_id(since - STORED_MARGIN),
+                   _VISITOR_LINK.c.last_synced_at >= since)
+
+    def scan(self, conn: Connection, since: datetime | None) -> Iterator[HubRecord]:
+        for record in super().scan(conn, since):
+            yield HubRecord(record.values["hit_id"], record.values, record.updated_at)
+
+    def read(self, conn: Connection, ids: Sequence[str]) -> dict[str, HubRecord]:
+        return {r.values["hit_id"]: HubRecord(r.values["hit_id"], r.values, r.updated_at)
+                for r in super().read(conn, ids).values()}
+
+    def _values(self, row: Any) -> dict[str, Any]:
+        moment = row.occurred_at
+        page = row.page_name or row.url
+        return {
+            "hit_id": row.id.hex, "visitor_record": row.visitor_record,
+            "website_visitor_id": str(row.organisation_id), "occurred_at": _iso(moment),
+            "occurred_on": moment.astimezone(UTC).date().isoformat(),
+            "url": row.url, "page_name": row.page_name, "category": row.category,
+            "score": row.score, "channel": row.channel, "campaign": row.campaign_name,
+            "title": f"Website visit: {row.visitor_name[:40]} — {page[:80]} "
+                     f"({moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC, hit {row.id.hex})",
+        }
+
+    def find(self, conn: Connection, match: Mapping[str, Any]) -> list[str]:
+        return []  # hits are never created from a CRM record, nor matched to one
+
+    def linked_by_key(self, conn: Connection, connection_id: int, field_name: str,
+                      keys: set[str]) -> dict[str, str]:
+        return {}  # a hit's id is its own: no other hit is its twin
+
+    def write(self, conn: Connection, record_id: str, values: Mapping[str, Any]) -> None:
+        return None
+
+
+def _hex(column: Any) -> ColumnElement[str]:
+    """A UUID column as 32 hex digits, the form hit ids take in object links (SQLite stores
+    UUIDs that way; PostgreSQL's text form has hyphens)."""
+    return func.replace(func.cast(column, String), "-", "")
+
+
+def hub_objects(name: str, settings: Settings, decay: Decay, now: datetime,
+                connection_id: int | None = None) -> HubObjects:
     kinds: dict[str, type[HubObjects]] = {"contact": ContactObjects,
-                                          "website_visitor": WebsiteVisitorObjects}
-    return kinds[name](settings, decay, now)
+                                          "website_visitor": WebsiteVisitorObjects,
+                                          "website_hit": WebsiteHitObjects}
+    return kinds[name](settings, decay, now, connection_id)

@@ -10,7 +10,10 @@ direction and the conflict rule. Configuration is data, read from `leadbridge.to
       {hub = "name", crm = "first_name", direction = "to_crm"},
     ]
 
-Objects are synced in the order listed (an account before its contacts).
+Objects are synced in the order listed (an account before its contacts). Hub objects are
+`website_visitor` (organisations shown as Website Visitors), `contact` and `website_hit`
+(scored hits of paired visitors, push only). Match keys are tried in order: the first whose
+value finds a record decides (domain, then name). `pull = false` makes an object push only.
 """
 
 from __future__ import annotations
@@ -56,12 +59,13 @@ class FieldMapping(BaseModel):
 
 class ObjectMapping(BaseModel):
     model_config = {"extra": "forbid"}
-    hub: Literal["contact", "website_visitor"]
+    hub: Literal["contact", "website_visitor", "website_hit"]
     crm: str = Field(min_length=1)
-    match: list[str] = Field(default_factory=list)  # hub fields, in tie-break order
+    match: list[str] = Field(default_factory=list)  # hub fields, tried in this order
     fields: list[FieldMapping] = Field(min_length=1)
     create_in_crm: bool = True
     create_in_hub: bool = False
+    pull: bool = True  # False: push only, the CRM's records of this object are never read
     constants: dict[str, str] = Field(default_factory=dict)  # CRM fields set on create
 
     @model_validator(mode="after")
@@ -77,6 +81,9 @@ class ObjectMapping(BaseModel):
 
     def crm_field(self, hub_field: str) -> str:
         return next(f.crm for f in self.fields if f.hub == hub_field)
+
+    def maps(self, hub_field: str) -> bool:
+        return any(f.hub == hub_field and f.rule != Rule.DONT_SYNC for f in self.fields)
 
 
 class MappingManual(BaseModel):

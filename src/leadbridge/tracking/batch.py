@@ -82,6 +82,14 @@ _BROWSERS = ("INSERT INTO browser_visitors (site_id, visitor_key, first_seen_at,
 _BROWSER_CHUNK = 250
 _WEIGHTS_FOR = 30.0  # seconds a remembered score weight is trusted (other writers add too)
 _VISITOR_TYPES = "(" + ", ".join(f"'{t}'" for t in WEBSITE_VISITOR_TYPES) + ")"
+# A contact belongs to the Website Visitor it was last seen from (an ISP or a blocked one
+# changes nothing), so the CRM contact can show that visitor's score and permalink.
+_CONTACT_ORGANISATION = (
+    "UPDATE contacts SET organisation_id = ?, updated_at = ? WHERE id = ? "
+    "AND (organisation_id IS NULL OR organisation_id <> ?) AND EXISTS (SELECT 1 FROM "
+    "organisations o WHERE o.id = ? AND o.type IN ("
+    + ", ".join(f"'{kind}'" for kind in WEBSITE_VISITOR_TYPES)
+    + ") AND NOT o.blocked AND o.merged_into_id IS NULL)")
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class _Statements:
     contact_totals: str
     time_on_page: str
     browser_seen: str
+    contact_organisation: str
     add_rejections: Executable
 
     def upsert_browsers(self, count: int) -> str:
@@ -117,6 +126,7 @@ def _statements(dialect: str) -> _Statements:
         time_on_page=driver_sql("UPDATE hits SET time_on_page = ? WHERE id = ?", dialect),
         browser_seen=driver_sql("UPDATE browser_visitors SET last_seen_at = ? WHERE id = ?",
                                 dialect),
+        contact_organisation=driver_sql(_CONTACT_ORGANISATION, dialect),
         add_rejections=rej.on_conflict_do_update(
             index_elements=["day", "site_id", "reason"],
             set_={"count": intake_rejections.c.count + rej.excluded.count},
@@ -175,6 +185,7 @@ class BatchWriter:
         rows: list[dict[str, Any]] = []
         org_totals: dict[int, _Totals] = {}
         contact_totals: dict[int, _Totals] = {}
+        contact_org: dict[int, int] = {}  # contact -> organisation of its latest hit here
         browser_last: dict[int, datetime] = {}
         time_on_page: list[tuple[int, Any]] = []
         weight = self.decay.weight
@@ -204,6 +215,8 @@ class BatchWriter:
                 org_totals.setdefault(org_id, _Totals()).add(w, moment)
             if contact_id is not None:
                 contact_totals.setdefault(contact_id, _Totals()).add(w, moment)
+                if org_id is not None and scored:
+                    contact_org[contact_id] = org_id
             if bv_id not in upserted and (bv_id not in browser_last
                                           or browser_last[bv_id] < moment):
                 browser_last[bv_id] = moment
@@ -221,6 +234,10 @@ class BatchWriter:
             conn.exec_driver_sql(sql.contact_totals, [
                 (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
                  to_time(t.last), stamp, k) for k, t in contact_totals.items()])
+        if contact_org:
+            stamp = to_time(now)
+            conn.exec_driver_sql(sql.contact_organisation, [
+                (org, stamp, contact, org, org) for contact, org in contact_org.items()])
         if browser_last:
             conn.exec_driver_sql(sql.browser_seen,
                                  [(to_time(v), k) for k, v in browser_last.items()])

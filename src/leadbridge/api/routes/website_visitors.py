@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from leadbridge.api.deps import ConnDep, CurrentKey, HubDep
 from leadbridge.api.listing import ListPage, PagingQuery, view_context
 from leadbridge.api.routes.hits import HitPublic
+from leadbridge.sync.accounts import create_account
 from leadbridge.views.hits import HitFilter, recent_hits
 from leadbridge.views.website_visitors import (
     SAVED_VIEWS,
@@ -117,3 +118,43 @@ def get_one_website_visitor(
     hits = recent_hits(conn, HitFilter(website_visitor_id=visitor.id), hits_limit)
     return WebsiteVisitorDetail(**_public(visitor).model_dump(),
                                 hits=[HitPublic.of(h) for h in hits])
+
+
+class CreateAccountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection: str | None = Field(default=None, min_length=1, max_length=100,
+                                   description="the CRM connection; the only enabled one "
+                                               "when left out")
+
+
+class AccountLinkPublic(BaseModel):
+    website_visitor_id: int
+    connection: str
+    crm_object: str = Field(description="the CRM object the account is, e.g. accounts")
+    account_id: str = Field(description="the CRM account's id")
+    outcome: Literal["created", "matched", "existing"] = Field(
+        description="created: a new account; matched: an existing account with the same "
+                    "domain or name; existing: the visitor was associated already")
+    matched_by: str | None = Field(description="the match key that found the account")
+
+
+@router.post("/{visitor_id}/create-account", response_model=AccountLinkPublic,
+             responses={201: {"model": AccountLinkPublic}})
+def post_create_account(
+    visitor_id: int, hub: HubDep, _key: CurrentKey, response: Response,
+    body: Annotated[CreateAccountRequest | None, Body()] = None,
+) -> AccountLinkPublic:
+    """Create a CRM account from this Website Visitor and associate the two — unless an
+    account with its domain or name exists (then that one is associated) or it is associated
+    already (nothing changes). 201 when an account was created, else 200; 404 for an unknown
+    visitor or connection, 400 for an ISP, blocked or merged organisation or a visitor
+    lacking a value the CRM requires, 409 while a sync cycle of the connection runs, 502
+    when the CRM refuses or does not answer."""
+    done = create_account(hub.engine, hub.settings, visitor_id,
+                          body.connection if body else None)
+    response.status_code = 201 if done.outcome == "created" else 200
+    return AccountLinkPublic(website_visitor_id=done.website_visitor_id,
+                             connection=done.connection, crm_object=done.crm_object,
+                             account_id=done.account_id, outcome=done.outcome,
+                             matched_by=done.matched_by)

@@ -12,8 +12,17 @@ that answers no id, so this connector:
 - creates through the client, which finds the new id by the object's unique natural key.
 
 Natural match keys (what `find` filters on): leads `email` then `title` (title is the one
-BottleCRM keeps unique), contacts `email`, accounts `name`, opportunities `name`, tasks
-`title`. Text matches ignore case and surrounding space; a blank value never matches.
+BottleCRM keeps unique), contacts `email`, accounts `domain` then `name`, opportunities
+`name`, tasks `title`. Text matches ignore case and surrounding space; a blank value never
+matches.
+
+Website Visitors (BottleCRM has no custom objects, see `visitorblock.py`): a Website Visitor
+is paired with a BottleCRM *account*; the visitor's score, band, last visit and permalink
+live in a marked block of the account's (and its contacts') `description`, offered as the
+fields `website_visitor_score`, `website_visitor_band`, `website_visitor_last_visit` and
+`website_visitor_permalink`; accounts also offer `domain` (their website's host). Website
+Hits become completed, low-priority *tasks* attached to the account (`account`), one per hit,
+titled with the page, the time and the hit id (task titles are unique in BottleCRM).
 """
 
 from __future__ import annotations
@@ -48,20 +57,34 @@ from leadbridge.connectors.bottlecrm.errors import (
     BottleCRMValidationError,
 )
 from leadbridge.connectors.bottlecrm.objects import SHAPES, BottleCRMObject, ObjectShape, Record
+from leadbridge.connectors.bottlecrm.visitorblock import (
+    FIELDS as VISITOR_FIELDS,
+)
+from leadbridge.connectors.bottlecrm.visitorblock import (
+    domain_of,
+    read_block,
+    write_block,
+)
 
 _MATCH_KEYS: Mapping[BottleCRMObject, tuple[str, ...]] = {
     BottleCRMObject.LEADS: ("email", "title"),
     BottleCRMObject.CONTACTS: ("email",),
-    BottleCRMObject.ACCOUNTS: ("name",),
+    BottleCRMObject.ACCOUNTS: ("domain", "name"),
     BottleCRMObject.OPPORTUNITIES: ("name",),
     BottleCRMObject.TASKS: ("title",),
+}
+
+# fields the connector offers beyond BottleCRM's own (kept in `description`, or derived)
+_VIRTUAL: Mapping[BottleCRMObject, tuple[str, ...]] = {
+    BottleCRMObject.ACCOUNTS: ("domain", *VISITOR_FIELDS),
+    BottleCRMObject.CONTACTS: VISITOR_FIELDS,
 }
 
 OBJECTS: Mapping[str, ObjectSpec] = {
     obj.value: ObjectSpec(
         name=obj.value,
         batch_size=1,
-        fields=(*shape.writable, *shape.relations),
+        fields=(*shape.writable, *shape.relations, *_VIRTUAL.get(obj, ())),
         match_keys=_MATCH_KEYS[obj],
         required=shape.required,
         modified_since=False,
@@ -164,7 +187,9 @@ class BottleCRMConnector:
         if not match or any(_blank(value) for value in match.values()):
             return []
         shape = SHAPES[BottleCRMObject(spec.name)]
-        filters = {key: str(value) for key, value in match.items()}
+        # BottleCRM cannot filter on a derived field: those are compared after a listing
+        filters = {key: str(value) for key, value in match.items()
+                   if key not in _VIRTUAL.get(shape.name, ())}
         with _as_connector_error():
             listed = list(self.client.list(shape.name, filters=filters))
         found = [_remote(shape, record) for record in listed]
@@ -192,7 +217,7 @@ class BottleCRMConnector:
                 f"{name}: BottleCRM {spec.name} have no such field" for name in unknown))
         try:
             if item.operation is Operation.CREATE:
-                new_id = self.client.create(obj, item.fields)
+                new_id = self.client.create(obj, _outgoing(obj, item.fields, None))
                 return ItemResult(item.ref, Outcome.CREATED, remote_id=str(new_id))
             record_id = _int_id(item.remote_id)
             if record_id is None:
@@ -203,6 +228,13 @@ class BottleCRMConnector:
                 return ItemResult(item.ref, Outcome.DELETED, remote_id=str(record_id))
             if obj is BottleCRMObject.LEADS:
                 return self._update_lead(item, record_id)
+            if obj in _VIRTUAL and any(name in item.fields
+                                       for name in (*_VIRTUAL[obj], "description")):
+                current = self.client.get(obj, record_id)  # the block is rewritten whole
+                body = {**SHAPES[obj].writable_fields(current),
+                        **_outgoing(obj, item.fields, current)}
+                self.client.update(obj, record_id, body, merge=False)
+                return ItemResult(item.ref, Outcome.UPDATED, remote_id=str(record_id))
             self.client.update(obj, record_id, item.fields)
             return ItemResult(item.ref, Outcome.UPDATED, remote_id=str(record_id))
         except BottleCRMAuthError as exc:
@@ -273,7 +305,8 @@ def _spec(object: str) -> ObjectSpec:
 
 
 def _remote(shape: ObjectShape, record: Record) -> RemoteRecord:
-    """A listed record in the connector's field names: the parameters a PUT takes."""
+    """A listed record in the connector's field names: the parameters a PUT takes, and the
+    fields the connector derives (the Website Visitor block, an account's domain)."""
     fields: dict[str, JSONValue] = {}
     for param, path in shape.writable.items():
         value: JSONValue = record
@@ -283,7 +316,31 @@ def _remote(shape: ObjectShape, record: Record) -> RemoteRecord:
     for param, (key, attribute) in shape.relations.items():
         fields[param] = [item[attribute] for item in record.get(key) or []
                          if isinstance(item, Mapping)]
+    if shape.name in _VIRTUAL:
+        fields["description"], block = read_block(fields.get("description"))
+        fields.update(block)
+    if shape.name is BottleCRMObject.ACCOUNTS:
+        fields["domain"] = domain_of(fields.get("website"))
     return RemoteRecord(shape.name.value, str(record["id"]), fields)
+
+
+def _outgoing(obj: BottleCRMObject, fields: Mapping[str, JSONValue],
+              current: Record | None) -> dict[str, JSONValue]:
+    """Connector fields as BottleCRM parameters: the Website Visitor block written into
+    `description` (keeping the salesperson's text), a domain into `website`."""
+    virtual = _VIRTUAL.get(obj, ())
+    out = {name: value for name, value in fields.items() if name not in virtual}
+    if obj is BottleCRMObject.ACCOUNTS and not _blank(fields.get("domain")):
+        website = fields.get("website") or (current or {}).get("website")
+        if _blank(fields.get("website")) and domain_of(website) != fields["domain"]:
+            out["website"] = f"https://{fields['domain']}"
+    if any(name in fields for name in (*VISITOR_FIELDS, "description")) and virtual:
+        text, values = read_block((current or {}).get("description"))
+        if "description" in fields:
+            text = fields["description"]
+        values.update({name: fields[name] for name in VISITOR_FIELDS if name in fields})
+        out["description"] = write_block(text, values)
+    return out
 
 
 def _project(record: RemoteRecord, names: Sequence[str]) -> RemoteRecord:

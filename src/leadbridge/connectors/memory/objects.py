@@ -13,20 +13,30 @@ from leadbridge.connectors.base import JSONValue, ObjectSpec
 
 DEFAULT_BATCH_SIZE = 50
 
+_VISITOR_ON_CONTACT = ("website_visitor_score", "website_visitor_band",
+                      "website_visitor_last_visit", "website_visitor_permalink")
 _FIELDS: dict[str, tuple[str, ...]] = {
-    "accounts": ("name", "domain", "website", "phone", "industry", "city", "country",
-                 "owner", "score", "band", "last_visit"),
+    "accounts": ("name", "domain", "website", "phone", "address", "industry", "employees",
+                 "city", "country", "owner", "score", "band", "last_visit", "permalink"),
     "contacts": ("email", "first_name", "last_name", "phone", "job_title", "company",
                  "account_id", "city", "country", "owner", "source", "score", "band",
-                 "do_not_email"),
+                 "do_not_email", *_VISITOR_ON_CONTACT),
     "leads": ("email", "first_name", "last_name", "phone", "job_title", "company", "status",
               "source", "campaign", "owner", "score", "band", "do_not_email"),
     "tasks": ("subject", "description", "due", "status", "priority", "owner",
               "regarding_object", "regarding_id"),
+    # a CRM with Website Visitor and Website Hit entities of its own (as Dynamics has)
+    "website_visitors": ("name", "domain", "website", "phone", "address", "country",
+                         "industry", "employees", "owner", "account_id", "score", "band",
+                         "last_visit", "permalink"),
+    "website_hits": ("hit_id", "regarding_object", "regarding_id", "occurred_at", "url",
+                     "page_name", "category", "score", "channel", "campaign"),
 }
-_MATCH_KEYS = {"accounts": ("domain", "name"), "contacts": ("email",), "leads": ("email",)}
+_MATCH_KEYS = {"accounts": ("domain", "name"), "contacts": ("email",), "leads": ("email",),
+               "website_visitors": ("domain", "name"), "website_hits": ("hit_id",)}
 _REQUIRED = {"accounts": ("name",), "contacts": ("email",), "leads": ("email",),
-             "tasks": ("subject",)}
+             "tasks": ("subject",), "website_visitors": ("name",),
+             "website_hits": ("hit_id", "regarding_id", "url")}
 
 # Fields a converted lead hands over to the contact it becomes.
 CONVERTED_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "company",
@@ -34,7 +44,8 @@ CONVERTED_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "c
 
 
 def default_objects(batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, ObjectSpec]:
-    """accounts (match: domain, name), contacts (email), leads (email) and tasks."""
+    """accounts (match: domain, name), contacts (email), leads (email), tasks, and the
+    Website Visitor entities: website_visitors (domain, name) and website_hits (hit_id)."""
     return {
         name: ObjectSpec(name=name, batch_size=batch_size, fields=fields,
                          match_keys=_MATCH_KEYS.get(name, ()), required=_REQUIRED[name])
