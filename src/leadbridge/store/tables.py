@@ -507,3 +507,65 @@ conversion_rejections = Table(
     Column("truncated", Boolean, nullable=False, default=False),
     PrimaryKeyConstraint("import_id", "row_number"),
 )
+
+
+# -- attribution and CRM goals --------------------------------------------------------------
+
+# How each conversion is credited: one row per conversion and touch (a web session, or the
+# call's marketing source, or "direct" when nothing is known), with that touch's weight under
+# each model (first touch, last touch, linear, position-based 40/20/40). A model's amount share
+# is the conversion's amount times its weight; the weights of a conversion add up to 1 under
+# every model. One row per touch, not per touch and model, keeps the intake's writes 2-4x
+# smaller. `occurred_at`, `action` and `currency` repeat the conversion's, for period reports.
+conversion_credits = Table(
+    "conversion_credits",
+    metadata,
+    Column("conversion_id", Uuid, nullable=False),
+    Column("touch", Integer, nullable=False),  # 0 = first touch
+    Column("touches", Integer, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("source", String(300), nullable=False),
+    Column("campaign", String(300), nullable=False),
+    _ts("session_started_at"),  # NULL: not a web session (a call's source, or direct)
+    _ts("occurred_at", nullable=False),
+    Column("w_first", Float, nullable=False),
+    Column("w_last", Float, nullable=False),
+    Column("w_linear", Float, nullable=False),
+    Column("w_position", Float, nullable=False),
+    PrimaryKeyConstraint("conversion_id", "touch"),
+    Index("ix_conversion_credits_occurred_at", "occurred_at"),
+)
+
+# CRM records seen (by a sync cycle) carrying a visitor id or a call reference, and the
+# attribution last written back to each (`written`: the CRM field values).
+crm_marketing_refs = Table(
+    "crm_marketing_refs",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("remote_object", String(60), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column("visitor_key", String(64)),
+    Column("call_ref", String(100)),
+    _ts("seen_at", nullable=False),
+    Column("written", JSON),
+    _ts("written_at"),
+    PrimaryKeyConstraint("connection_id", "remote_object", "remote_id"),
+    Index("ix_crm_marketing_refs_visitor_key", "visitor_key"),
+    Index("ix_crm_marketing_refs_call_ref", "call_ref"),
+)
+
+# A CRM record reaching a goal stage, recorded once per connection, record and stage.
+crm_goal_events = Table(
+    "crm_goal_events",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("remote_object", String(60), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column("stage", String(100), nullable=False),
+    Column("conversion_id", Uuid),  # NULL: not recorded (reason says why)
+    Column("reason", Text),
+    _ts("recorded_at", nullable=False),
+    PrimaryKeyConstraint("connection_id", "remote_object", "remote_id", "stage"),
+)
