@@ -96,6 +96,41 @@ class SyncSettings(BaseModel):
     mappings: dict[str, Any] = Field(default_factory=dict)
 
 
+class DropFolderSettings(BaseModel):
+    """A folder of conversion CSV files the hub polls: local, or on an SFTP or FTP server.
+
+    A file is taken once its size and modification time stayed the same for
+    `settle_seconds` (or upload it as NAME.csv.part and rename it when complete); processed
+    files move to done/ or failed/ beside it, each with NAME.report.json.
+    """
+
+    model_config = {"extra": "forbid"}
+    location: str = Field(default="", description="a folder path, sftp://user@host[:port]/path "
+                                                  "or ftp://user@host[:port]/path; empty: off")
+    poll_seconds: float = Field(default=300.0, ge=1.0)
+    settle_seconds: float = Field(default=5.0, ge=0.0)
+    password: str = Field(default="", description="SFTP/FTP password (prefer key_file for SFTP)")
+    key_file: Path | None = Field(default=None, description="SFTP client private key")
+    known_hosts: Path | None = Field(
+        default=None, description="SFTP known_hosts file; the server's key must be listed")
+
+
+class ConversionsSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    dedupe: Literal["transaction_ref", "action_ref_window"] = Field(
+        default="transaction_ref",
+        description="a second conversion with the same transaction reference is a duplicate; "
+                    "or only with the same action and reference within dedupe_window_minutes",
+    )
+    dedupe_window_minutes: float = Field(default=1440.0, ge=0.0)
+    batch_size: int = Field(default=5000, ge=1, le=20_000)
+    max_csv_bytes: int = Field(default=512 * 1024 * 1024, ge=1024,
+                               description="largest CSV accepted by the import endpoint")
+    max_json_items: int = Field(default=1000, ge=1,
+                                description="conversions in one POST /api/v1/conversions")
+    drop: DropFolderSettings = Field(default_factory=DropFolderSettings)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADBRIDGE_", env_nested_delimiter="__", extra="forbid"
@@ -112,6 +147,7 @@ class Settings(BaseSettings):
     identify: IdentifySettings = Field(default_factory=IdentifySettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    conversions: ConversionsSettings = Field(default_factory=ConversionsSettings)
 
     @model_validator(mode="after")
     def _public_url(self) -> Settings:
