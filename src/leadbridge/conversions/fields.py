@@ -1,0 +1,214 @@
+"""One conversion's fields, validated: the same rules for a CSV row and an API object.
+
+A row that breaks a rule raises `RowRejected` with a reason a person can act on; the reason's
+first words are a stable category (`bad date`, `bad currency`, `negative amount`, ...) so
+reports can be grouped by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import pycountry
+
+__all__ = [
+    "COLUMNS",
+    "ConversionRow",
+    "RowParser",
+    "RowRejected",
+    "parse_occurred_at",
+]
+
+# canonical column -> the names a header may use for it (lower case; the header is lowered)
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "action": ("action", "act"),
+    "title": ("title", "t"),
+    "occurred_at": ("occurred_at", "dt"),
+    "transaction_ref": ("transaction_ref", "txr"),
+    "amount": ("amount", "txv"),
+    "currency": ("currency", "txc"),
+    "margin": ("margin",),
+    "visitor_id": ("visitor_id", "vid"),
+    "call_ref": ("call_ref", "callref"),
+    "site_id": ("site_id", "idsite"),
+}
+_ALIAS = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
+
+# ISO 4217 as maintained by pycountry, less the "no currency" and testing codes
+CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_VISITOR = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_AMOUNT = Decimal(10) ** 14  # Numeric(18, 4)
+_END_OF_DAY = time(23, 59, 59, tzinfo=UTC)
+_LIMITS = {"action": 100, "title": 300, "transaction_ref": 200, "call_ref": 100}
+
+
+class RowRejected(Exception):
+    """This row cannot be stored; `reason` says why, in words for the person who sent it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionRow:
+    """A valid conversion, not yet matched to a visitor or call."""
+
+    action: str
+    title: str | None
+    occurred_at: datetime
+    transaction_ref: str | None
+    amount: Decimal | None
+    currency: str | None
+    margin: Decimal | None
+    visitor_key: str | None
+    call_ref: str | None
+    site_id: int | None
+
+    def fingerprint(self) -> str:
+        """Every field, digested: the identity of a row that has no transaction reference."""
+        parts = (self.action, self.title or "", self.occurred_at.isoformat(),
+                 str(self.amount or ""), self.currency or "", str(self.margin or ""),
+                 self.visitor_key or "", self.call_ref or "", str(self.site_id or ""))
+        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def parse_occurred_at(raw: str) -> datetime:
+    """ISO 8601 to an aware UTC datetime: no zone means UTC; a date alone means 23:59:59."""
+    if not raw:
+        raise RowRejected("bad date: occurred_at is empty")
+    try:
+        if len(raw) <= 10 and "T" not in raw and ":" not in raw:
+            return datetime.combine(date.fromisoformat(raw), _END_OF_DAY)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise RowRejected(
+            f"bad date: occurred_at {raw[:40]!r} is not ISO 8601 "
+            "(e.g. 2026-03-01, 2026-03-01T14:30:00, 2026-03-01T14:30:00+02:00)"
+        ) from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _amount(raw: str, name: str) -> Decimal:
+    if not _NUMBER.fullmatch(raw):
+        raise RowRejected(f"bad {name}: {raw[:40]!r} is not a number (digits and a dot: 1234.50)")
+    value = Decimal(raw)
+    if abs(value) >= _MAX_AMOUNT:
+        raise RowRejected(f"bad {name}: {raw[:40]} is too large")
+    return value
+
+
+class RowParser:
+    """Validates rows of one header (a CSV file's) or mappings (API objects).
+
+    Built once per file: the header's positions are resolved here, so a row costs only its
+    own checks.
+    """
+
+    def __init__(self, header: Sequence[str]) -> None:
+        positions: dict[str, int] = {}
+        for i, raw in enumerate(header):
+            name = _ALIAS.get(raw.strip().lower())
+            if name is None:
+                continue
+            if name in positions:
+                raise ValueError(f"columns {header[positions[name]]!r} and {raw!r} both give "
+                                 f"{name}; keep one")
+            positions[name] = i
+        if "visitor_id" not in positions and "call_ref" not in positions:
+            raise ValueError("the header needs a visitor_id (vid) or call_ref (callRef) column; "
+                             f"found {', '.join(h for h in header if h) or 'no columns'}")
+        if "occurred_at" not in positions:
+            raise ValueError("the header needs an occurred_at (dt) column")
+        self.positions = positions
+        self.unknown = [h for h in header if h.strip().lower() not in _ALIAS]
+        self._width = len(header)
+
+    @classmethod
+    def for_objects(cls) -> RowParser:
+        return cls(list(COLUMNS))
+
+    def parse_cells(self, cells: Sequence[str]) -> ConversionRow:
+        """A CSV row (cells in header order) as a conversion; RowRejected says why not."""
+        if len(cells) > self._width:
+            raise RowRejected(f"malformed row: {len(cells)} cells under a header of "
+                              f"{self._width} columns (an unquoted delimiter?)")
+        p = self.positions
+        n = len(cells)
+        values = {name: (cells[i].strip() if i < n else "") for name, i in p.items()}
+        return parse_values(values)
+
+    def parse_object(self, obj: Mapping[str, Any]) -> ConversionRow:
+        """An API object (canonical or alias keys) as a conversion."""
+        values: dict[str, str] = {}
+        for key, value in obj.items():
+            name = _ALIAS.get(key.lower()) if isinstance(key, str) else None
+            if name is None:
+                raise RowRejected(f"unknown field {str(key)[:40]!r}; fields are "
+                                  f"{', '.join(COLUMNS)}")
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise RowRejected(f"bad {name}: {value!r:.40} must be text or a number")
+            values[name] = str(value).strip()
+        return parse_values(values)
+
+
+def parse_values(v: Mapping[str, str]) -> ConversionRow:
+    """Validate stripped text values by canonical column name."""
+    visitor = v.get("visitor_id") or None
+    call_ref = v.get("call_ref") or None
+    if visitor is None and call_ref is None:
+        raise RowRejected("missing both ids: a visitor_id or a call_ref is needed")
+    if visitor is not None:
+        if not _VISITOR.fullmatch(visitor):
+            raise RowRejected(f"bad visitor id: {visitor[:40]!r} is not a tracker visitor id "
+                              "(1-64 letters, digits, - or _; Matomo's are 16 hex characters)")
+        visitor = visitor.lower()
+    action = v.get("action") or "sale"
+    for name, limit in _LIMITS.items():
+        value = v.get(name)
+        if value and len(value) > limit:
+            raise RowRejected(f"{name} too long: {len(value)} characters, at most {limit}")
+    occurred_at = parse_occurred_at(v.get("occurred_at", ""))
+    raw_amount = v.get("amount")
+    amount = _amount(raw_amount, "amount") if raw_amount else None
+    if amount is not None and amount < 0:
+        raise RowRejected(f"negative amount: {raw_amount}; a refund is its own action with a "
+                          "positive amount")
+    raw_margin = v.get("margin")
+    margin = _amount(raw_margin, "margin") if raw_margin else None
+    currency = (v.get("currency") or "").upper() or None
+    if currency is not None and currency not in CURRENCIES:
+        raise RowRejected(f"bad currency: {currency[:10]!r} is not an ISO 4217 code (e.g. EUR)")
+    if currency is None and (amount is not None or margin is not None):
+        raise RowRejected("bad currency: a currency (ISO 4217, e.g. EUR) is needed with an "
+                          "amount or margin")
+    raw_site = v.get("site_id")
+    site_id = None
+    if raw_site:
+        if not raw_site.isdigit() or len(raw_site) > 9:
+            raise RowRejected(f"bad site_id: {raw_site[:20]!r} is not a site number")
+        site_id = int(raw_site)
+    return ConversionRow(
+        action=action,
+        title=v.get("title") or None,
+        occurred_at=occurred_at,
+        transaction_ref=v.get("transaction_ref") or None,
+        amount=amount,
+        currency=currency,
+        margin=margin,
+        visitor_key=visitor,
+        call_ref=call_ref,
+        site_id=site_id,
+    )
