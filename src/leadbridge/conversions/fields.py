@@ -178,8 +178,11 @@ def parse_values(v: Mapping[str, str]) -> ConversionRow:
     action = v.get("action") or "sale"
     for name, limit in _LIMITS.items():
         value = v.get(name)
-        if value and len(value) > limit:
-            raise RowRejected(f"{name} too long: {len(value)} characters, at most {limit}")
+        if value:
+            if len(value) > limit:
+                raise RowRejected(f"{name} too long: {len(value)} characters, at most {limit}")
+            if "\x00" in value:
+                raise RowRejected(f"malformed row: {name} contains a NUL character")
     occurred_at = parse_occurred_at(v.get("occurred_at", ""))
     raw_amount = v.get("amount")
     amount = _amount(raw_amount, "amount") if raw_amount else None

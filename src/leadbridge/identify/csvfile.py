@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -66,17 +66,33 @@ def check_utf8(stream: BinaryIO, name: str) -> str:
     return digest.hexdigest()
 
 
-def read_table(stream: TextIO) -> CsvTable:
-    """Stream a text CSV (opened with newline=""); the delimiter is sniffed from line one."""
+def read_table(stream: TextIO,
+               on_error: Callable[[int, str], None] | None = None) -> CsvTable:
+    """Stream a text CSV (opened with newline=""); the delimiter is sniffed from line one.
+
+    A row the csv module cannot read (a NUL byte, a field over its size limit) raises
+    InputError naming the line, or with `on_error` is passed to it and skipped.
+    """
     first_line = stream.readline().lstrip("\ufeff")
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.reader(itertools.chain([first_line], stream), delimiter=delimiter)
-    header = [h.strip().lower() or f"(column {i})" for i, h in enumerate(next(reader, []), 1)]
+    try:
+        header = [h.strip().lower() or f"(column {i})"
+                  for i, h in enumerate(next(reader, []), 1)]
+    except csv.Error as exc:
+        raise InputError(f"the header line cannot be read: {exc}") from None
 
     def rows() -> Iterator[tuple[int, list[str]]]:
-        for cells in reader:
-            if any(c.strip() for c in cells):
-                yield reader.line_num, cells
+        while True:
+            try:
+                for cells in reader:
+                    if any(c.strip() for c in cells):
+                        yield reader.line_num, cells
+                return
+            except csv.Error as exc:
+                if on_error is None:
+                    raise InputError(f"line {reader.line_num}: {exc}") from None
+                on_error(reader.line_num, str(exc))
 
     return CsvTable(header, rows(), delimiter)
 
