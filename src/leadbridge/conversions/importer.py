@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -138,7 +138,7 @@ class _Import:
     def reject(self, batch: _Batch, line: int, reason: str, raw: str) -> None:
         batch.rejections.append(_rejection(line, reason, raw))
 
-    def run(self, stream: BinaryIO) -> None:
+    def run(self, stream: IO[bytes]) -> None:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         try:
             self._run(text)
@@ -188,8 +188,7 @@ class _Import:
 
     def _writer(self, conn: Connection) -> ConversionWriter:
         report = self.report
-        source: Source = "dropfolder" if report.source == "dropfolder" else (
-            "api" if report.source == "api" else "csv")
+        source: Source = "dropfolder" if report.source == "dropfolder" else "csv"
         if report.dry_run:
             with conn.begin():
                 return ConversionWriter(conn, rule=rule_from_settings(self.settings),
@@ -249,16 +248,19 @@ def _save_counts(conn: Connection, report: ImportReport) -> None:
 
 def import_csv(
     engine: Engine,
-    stream: BinaryIO,
+    stream: IO[bytes],
     *,
     name: str,
     settings: ConversionsSettings,
-    source: str = "csv",
+    source: str = "cli",
     dry_run: bool = False,
     keep_rejections: int = 20,
     attribute: AttributeBatch | None = attribute_batch,
 ) -> ImportReport:
     """Import a CSV of conversions from a seekable binary stream; never raises for bad rows.
+
+    `source` says how the file came (cli, api, dropfolder); its conversions are stored with
+    source "csv" ("dropfolder" for the drop folder).
 
     A file refused whole (not UTF-8, a header without the needed columns) comes back with
     status "failed" and a message; a database error propagates after the import is marked
@@ -296,7 +298,7 @@ def _finish(engine: Engine, report: ImportReport) -> None:
 
 
 def import_path(engine: Engine, path: Path, *, settings: ConversionsSettings,
-                source: str = "csv", dry_run: bool = False, keep_rejections: int = 20,
+                source: str = "cli", dry_run: bool = False, keep_rejections: int = 20,
                 attribute: AttributeBatch | None = attribute_batch) -> ImportReport:
     """`import_csv` on a file; InputError when it cannot be opened."""
     try:

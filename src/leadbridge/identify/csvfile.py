@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import IO, TextIO
 
 from leadbridge.errors import InputError
 
@@ -35,7 +35,7 @@ class CsvTable:
         return out.getvalue()
 
 
-def check_utf8(stream: BinaryIO, name: str) -> str:
+def check_utf8(stream: IO[bytes], name: str) -> str:
     """Read a whole binary stream once: its SHA-256, or InputError if it is not UTF-8.
 
     The error names the line and byte, so the sender can find the character; a file in
