@@ -115,8 +115,33 @@ class DropFolderSettings(BaseModel):
         default=None, description="SFTP known_hosts file; the server's key must be listed")
 
 
+class GoalSettings(BaseModel):
+    """A CRM stage that is a conversion: a record reaching it is recorded once, matched through
+    its visitor id or call reference, and attributed. The key is the stage as the CRM names it
+    (compared ignoring case, spaces and underscores: CLOSED_WON matches "Closed Won")."""
+
+    model_config = {"extra": "forbid"}
+    action: str = Field(default="sale", min_length=1, max_length=100)
+    object: str = Field(default="opportunities", min_length=1,
+                        description="the CRM object whose stage is watched")
+    stage_field: str = Field(default="stage", min_length=1)
+    value: float | None = Field(default=None, ge=0,
+                                description="a fixed value; none: the record's amount_field")
+    amount_field: str = "amount"
+    currency_field: str = "currency"
+    currency: str | None = Field(default=None, min_length=3, max_length=3,
+                                 description="ISO 4217, when the record has no currency")
+
+
 class ConversionsSettings(BaseModel):
     model_config = {"extra": "forbid"}
+    goals: dict[str, GoalSettings] = Field(
+        default_factory=dict, description="CRM stage -> conversion ([conversions.goals.STAGE])")
+    writeback_model: Literal["first_touch", "last_touch", "linear", "position_based"] = Field(
+        default="last_touch", description="whose channel, source and campaign are written to "
+                                          "the CRM record a conversion matched")
+    crm: bool = Field(default=True, description="read visitor ids and call references on CRM "
+                                                "records, record goals, write attribution back")
     dedupe: Literal["transaction_ref", "action_ref_window"] = Field(
         default="transaction_ref",
         description="a second conversion with the same transaction reference is a duplicate; "

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from leadbridge.conversions.model import MatchedConversion
 from leadbridge.conversions.sessions import (
@@ -46,6 +46,7 @@ from leadbridge.store.tables import (
     calls,
     conversion_credits,
     conversions,
+    crm_marketing_refs,
     marketing_sources,
 )
 from leadbridge.tracking.channels import CAMPAIGN, NO_SOURCE
@@ -179,8 +180,12 @@ def reattribute(conn: Connection, conversion_ids: Iterable[UUID] | None = None, 
             for row in conn.execute(part)]
         for start in range(0, len(batch), chunk):
             piece = batch[start : start + chunk]
+            ids = [c.id for c in piece]
             conn.execute(delete(conversion_credits).where(
-                conversion_credits.c.conversion_id.in_([c.id for c in piece])))
+                conversion_credits.c.conversion_id.in_(ids)))
             attribute_batch(conn, piece)
+            # CRM records showing these conversions' attribution are written again
+            conn.execute(update(crm_marketing_refs)
+                         .where(crm_marketing_refs.c.conversion_id.in_(ids)).values(due=True))
             done += len(piece)
     return done

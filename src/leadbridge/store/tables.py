@@ -536,8 +536,9 @@ conversion_credits = Table(
     Index("ix_conversion_credits_occurred_at", "occurred_at"),
 )
 
-# CRM records seen (by a sync cycle) carrying a visitor id or a call reference, and the
-# attribution last written back to each (`written`: the CRM field values).
+# CRM records seen (by a sync cycle) carrying a visitor id or a call reference; the latest
+# conversion they match, whether its attribution is due to be written back to the record, and
+# what was written last (`written`: the CRM field values) or why the CRM refused it.
 crm_marketing_refs = Table(
     "crm_marketing_refs",
     metadata,
@@ -548,11 +549,16 @@ crm_marketing_refs = Table(
     Column("visitor_key", String(64)),
     Column("call_ref", String(100)),
     _ts("seen_at", nullable=False),
+    Column("conversion_id", Uuid),
+    _ts("conversion_at"),
+    Column("due", Boolean, nullable=False, default=False),
     Column("written", JSON),
     _ts("written_at"),
+    Column("write_error", Text),
     PrimaryKeyConstraint("connection_id", "remote_object", "remote_id"),
     Index("ix_crm_marketing_refs_visitor_key", "visitor_key"),
     Index("ix_crm_marketing_refs_call_ref", "call_ref"),
+    Index("ix_crm_marketing_refs_conversion_id", "conversion_id"),
 )
 
 # A CRM record reaching a goal stage, recorded once per connection, record and stage.

@@ -14,6 +14,7 @@ from leadbridge.connections import (
     get_connection,
     list_connections,
 )
+from leadbridge.conversions.crmsync import ConversionsHook
 from leadbridge.keyring import load_keyring
 from leadbridge.sync.defaults import manual_for
 from leadbridge.sync.engine import CycleReport, SyncEngine
@@ -45,9 +46,11 @@ def sync_connections(db: Engine, settings: Settings, name: str | None = None,
                 outcomes.append(CycleOutcome(connection.name, None))
                 continue
             connector = build_connector(connection.kind, connection.settings, credentials)
+            hooks = ([ConversionsHook(settings.conversions, connection.name)]
+                     if settings.conversions.crm else [])
             try:
                 report = SyncEngine(db, settings, connection.id, connector, manual,
-                                    dry_run=dry_run).run()
+                                    dry_run=dry_run, hooks=hooks).run()
             finally:
                 close_connector(connector)
         outcomes.append(CycleOutcome(connection.name, report))

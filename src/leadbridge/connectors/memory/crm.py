@@ -48,7 +48,7 @@ class SimulatedCrash(RuntimeError):
 
 
 class MemoryCRM:
-    """An in-memory CRM with accounts, contacts, leads and tasks (see `objects.py`).
+    """An in-memory CRM with accounts, contacts, leads, opportunities and tasks (`objects.py`).
 
     Contract behaviour: `report` pages by the (modified time, id) cursor up to `until`, with
     soft-deleted records as `deleted=True`; `apply` refuses orders above `batch_size`

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from leadbridge.connectors.base import JSONValue, ObjectSpec
+from leadbridge.connectors.marketing import MARKETING_FIELDS
 
 DEFAULT_BATCH_SIZE = 50
 
@@ -18,15 +19,19 @@ _FIELDS: dict[str, tuple[str, ...]] = {
                  "owner", "score", "band", "last_visit"),
     "contacts": ("email", "first_name", "last_name", "phone", "job_title", "company",
                  "account_id", "city", "country", "owner", "source", "score", "band",
-                 "do_not_email"),
+                 "do_not_email", *MARKETING_FIELDS),
     "leads": ("email", "first_name", "last_name", "phone", "job_title", "company", "status",
-              "source", "campaign", "owner", "score", "band", "do_not_email"),
+              "source", "campaign", "owner", "score", "band", "do_not_email",
+              *MARKETING_FIELDS),
+    "opportunities": ("name", "stage", "amount", "currency", "close_date", "account_id",
+                      "contact_id", "owner", *MARKETING_FIELDS),
     "tasks": ("subject", "description", "due", "status", "priority", "owner",
               "regarding_object", "regarding_id"),
 }
-_MATCH_KEYS = {"accounts": ("domain", "name"), "contacts": ("email",), "leads": ("email",)}
+_MATCH_KEYS = {"accounts": ("domain", "name"), "contacts": ("email",), "leads": ("email",),
+               "opportunities": ("name",)}
 _REQUIRED = {"accounts": ("name",), "contacts": ("email",), "leads": ("email",),
-             "tasks": ("subject",)}
+             "tasks": ("subject",), "opportunities": ("name", "stage")}
 
 # Fields a converted lead hands over to the contact it becomes.
 CONVERTED_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "company",
@@ -34,7 +39,8 @@ CONVERTED_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "c
 
 
 def default_objects(batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, ObjectSpec]:
-    """accounts (match: domain, name), contacts (email), leads (email) and tasks."""
+    """accounts (match: domain, name), contacts (email), leads (email), opportunities (name)
+    and tasks; leads, contacts and opportunities carry the marketing fields."""
     return {
         name: ObjectSpec(name=name, batch_size=batch_size, fields=fields,
                          match_keys=_MATCH_KEYS.get(name, ()), required=_REQUIRED[name])

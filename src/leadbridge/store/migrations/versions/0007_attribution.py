@@ -45,8 +45,12 @@ def upgrade() -> None:
         sa.Column("visitor_key", sa.String(length=64), nullable=True),
         sa.Column("call_ref", sa.String(length=100), nullable=True),
         sa.Column("seen_at", _UTC(timezone=True), nullable=False),
+        sa.Column("conversion_id", sa.Uuid(), nullable=True),
+        sa.Column("conversion_at", _UTC(timezone=True), nullable=True),
+        sa.Column("due", sa.Boolean(), nullable=False),
         sa.Column("written", sa.JSON(), nullable=True),
         sa.Column("written_at", _UTC(timezone=True), nullable=True),
+        sa.Column("write_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["connection_id"], ["connections.id"],
                                 name=op.f("fk_crm_marketing_refs_connection_id_connections"),
                                 ondelete="CASCADE"),
@@ -55,6 +59,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_crm_marketing_refs_visitor_key", "crm_marketing_refs", ["visitor_key"])
     op.create_index("ix_crm_marketing_refs_call_ref", "crm_marketing_refs", ["call_ref"])
+    op.create_index("ix_crm_marketing_refs_conversion_id", "crm_marketing_refs",
+                    ["conversion_id"])
     op.create_table(
         "crm_goal_events",
         sa.Column("connection_id", sa.Integer(), nullable=False),
@@ -74,6 +80,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("crm_goal_events")
+    op.drop_index("ix_crm_marketing_refs_conversion_id", table_name="crm_marketing_refs")
     op.drop_index("ix_crm_marketing_refs_call_ref", table_name="crm_marketing_refs")
     op.drop_index("ix_crm_marketing_refs_visitor_key", table_name="crm_marketing_refs")
     op.drop_table("crm_marketing_refs")
