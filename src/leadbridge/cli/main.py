@@ -8,6 +8,7 @@ from leadbridge.cli import (
     apikeys,
     connections,
     contacts,
+    conversions,
     db,
     organisations,
     privacy,
@@ -37,6 +38,7 @@ app.add_typer(scoring.app, name="scoring")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(connections.app, name="connections")
 app.add_typer(connections.secrets_app, name="secrets")
+app.add_typer(conversions.app, name="conversions")
 app.command("serve")(serve.serve)
 app.command("sync")(sync.sync)
 app.command("worker")(worker.worker)
