@@ -11,8 +11,10 @@ from typing import Any
 import asyncssh
 import pytest
 from sqlalchemy import Engine
+from starlette.testclient import TestClient
 
 from conversion_seed import VISITOR, counts, seed, stored
+from leadbridge.api.app import create_app
 from leadbridge.config import Settings
 from leadbridge.conversions.dropfolder import (
     LocalFolder,
@@ -22,7 +24,9 @@ from leadbridge.conversions.dropfolder import (
     safe_location,
 )
 from leadbridge.errors import ConfigError
+from leadbridge.hub import Hub
 from leadbridge.sync.locks import connection_lock
+from support import wait_for
 
 HEADER = "action,title,occurred_at,transaction_ref,amount,currency,margin,visitor_id,call_ref\n"
 GOOD = (HEADER + f"sale,,2026-03-01,T-1,10,EUR,,{VISITOR},\n"
@@ -206,3 +210,19 @@ async def test_an_sftp_folder_that_does_not_exist_is_named(
                         key_file=sftp_server.key_file, known_hosts=sftp_server.known_hosts)
     with pytest.raises(ConfigError, match="/nowhere does not exist"):
         await poll_locked(engine, cfg)
+
+
+def test_serve_polls_the_drop_folder(engine: Engine, settings: Settings,
+                                     tmp_path: Path) -> None:
+    seed(engine)
+    inbox = tmp_path / "inbox"
+    fill(inbox)
+    cfg = drop_settings(settings, str(inbox), poll_seconds=1)
+    hub = Hub(cfg)
+    try:
+        with TestClient(create_app(cfg, hub)):
+            wait_for(lambda: (inbox / "failed" / "latin.report.json").exists()
+                     and (inbox / "done" / "march.report.json").exists(), timeout=20)
+    finally:
+        hub.close()
+    check_processed(inbox, engine)

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from leadbridge import __version__
 from leadbridge.config import Settings
+from leadbridge.conversions.dropfolder import run_poller
 from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.hub import Hub
 from leadbridge.privacy.retention import apply_retention
@@ -70,11 +71,15 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
         scheduler = SyncScheduler(the_hub.engine, the_hub.settings)
         the_hub.commit.writer.on_new_organisations = scheduler.nudge
         cycles = asyncio.create_task(scheduler.run())
+        drop = (asyncio.create_task(run_poller(the_hub.engine, the_hub.settings))
+                if the_hub.settings.conversions.drop.location else None)
         try:
             yield
         finally:
             upkeep.cancel()
             cycles.cancel()
+            if drop is not None:
+                drop.cancel()
             await the_hub.aclose_intake()
 
     app = FastAPI(title="LeadBridge", version=__version__, lifespan=lifespan,
