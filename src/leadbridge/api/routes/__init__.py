@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 def include_routes(app: FastAPI) -> None:
     from leadbridge.api.routes import (
+        attribution,
         calls,
         connections,
         contacts,
@@ -33,4 +34,5 @@ def include_routes(app: FastAPI) -> None:
     app.include_router(marketing_sources.router)
     app.include_router(marketing_sources.numbers_router)
     app.include_router(conversions.router)
+    app.include_router(attribution.router)
     app.include_router(permalink.router)
