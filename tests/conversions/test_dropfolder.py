@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 import pytest
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
@@ -226,3 +230,41 @@ def test_serve_polls_the_drop_folder(engine: Engine, settings: Settings,
     finally:
         hub.close()
     check_processed(inbox, engine)
+
+
+# -- a real FTP server -------------------------------------------------------------------
+
+@pytest.fixture
+def ftp_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """pyftpdlib serving a folder on 127.0.0.1 (user tester, password secret)."""
+    root = tmp_path / "ftp-root"
+    root.mkdir()
+    authorizer = DummyAuthorizer()
+    authorizer.add_user("tester", "secret", str(root), perm="elradfmwMT")
+    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
+    server = FTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1},
+                              daemon=True)
+    thread.start()
+    try:
+        yield server.address[1], root
+    finally:
+        server.close_all()
+        thread.join(timeout=5)
+
+
+async def test_an_ftp_drop_moves_each_file_with_its_report(
+        engine: Engine, settings: Settings, ftp_server: tuple[int, Path]) -> None:
+    seed(engine)
+    port, root = ftp_server
+    inbox = root / "inbox"
+    fill(inbox)
+    cfg = drop_settings(settings, f"ftp://tester@127.0.0.1:{port}/inbox", password="secret")
+    processed = await poll_locked(engine, cfg)
+    assert processed is not None
+    assert sorted((p.name, p.moved_to) for p in processed) == [
+        ("latin.CSV", "failed/latin.CSV"), ("march.csv", "done/march.csv")]
+    check_processed(inbox, engine)
+    wrong = drop_settings(settings, f"ftp://tester:nope@127.0.0.1:{port}/inbox")
+    with pytest.raises(ConfigError, match="cannot connect"):
+        await poll_locked(engine, wrong)
