@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pycountry
 
@@ -22,6 +21,7 @@ __all__ = [
     "ConversionRow",
     "RowParser",
     "RowRejected",
+    "build",
     "parse_occurred_at",
 ]
 
@@ -44,7 +44,7 @@ _ALIAS = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
 CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies) - {"XXX", "XTS"}
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_VISITOR = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VISITOR = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 _MAX_AMOUNT = Decimal(10) ** 14  # Numeric(18, 4)
 _END_OF_DAY = time(23, 59, 59, tzinfo=UTC)
 _LIMITS = {"action": 100, "title": 300, "transaction_ref": 200, "call_ref": 100}
@@ -58,8 +58,7 @@ class RowRejected(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class ConversionRow:
+class ConversionRow(NamedTuple):
     """A valid conversion, not yet matched to a visitor or call."""
 
     action: str
@@ -131,6 +130,7 @@ class RowParser:
         if "occurred_at" not in positions:
             raise ValueError("the header needs an occurred_at (dt) column")
         self.positions = positions
+        self._order = [positions.get(name, -1) for name in COLUMNS]
         self.unknown = [h for h in header if h.strip().lower() not in _ALIAS]
         self._width = len(header)
 
@@ -140,13 +140,11 @@ class RowParser:
 
     def parse_cells(self, cells: Sequence[str]) -> ConversionRow:
         """A CSV row (cells in header order) as a conversion; RowRejected says why not."""
-        if len(cells) > self._width:
-            raise RowRejected(f"malformed row: {len(cells)} cells under a header of "
-                              f"{self._width} columns (an unquoted delimiter?)")
-        p = self.positions
         n = len(cells)
-        values = {name: (cells[i].strip() if i < n else "") for name, i in p.items()}
-        return parse_values(values)
+        if n > self._width:
+            raise RowRejected(f"malformed row: {n} cells under a header of "
+                              f"{self._width} columns (an unquoted delimiter?)")
+        return build(*[cells[i].strip() if 0 <= i < n else "" for i in self._order])
 
     def parse_object(self, obj: Mapping[str, Any]) -> ConversionRow:
         """An API object (canonical or alias keys) as a conversion."""
@@ -166,52 +164,53 @@ class RowParser:
 
 def parse_values(v: Mapping[str, str]) -> ConversionRow:
     """Validate stripped text values by canonical column name."""
-    visitor = v.get("visitor_id") or None
-    call_ref = v.get("call_ref") or None
-    if visitor is None and call_ref is None:
+    return build(*[v.get(name, "") for name in COLUMNS])
+
+
+def _check_text(**values: str) -> None:
+    for name, text in values.items():
+        limit = _LIMITS[name]
+        if len(text) > limit:
+            raise RowRejected(f"{name} too long: {len(text)} characters, at most {limit}")
+        if "\x00" in text:
+            raise RowRejected(f"malformed row: {name} contains a NUL character")
+
+
+def build(action: str, title: str, occurred_at: str, transaction_ref: str, amount: str,
+          currency: str, margin: str, visitor_id: str, call_ref: str,
+          site_id: str) -> ConversionRow:
+    """Validate one conversion's stripped text values (in `COLUMNS` order)."""
+    if visitor_id:
+        if not _VISITOR(visitor_id):
+            raise RowRejected(f"bad visitor id: {visitor_id[:40]!r} is not a tracker visitor "
+                              "id (1-64 letters, digits, - or _; Matomo's are 16 hex "
+                              "characters)")
+        visitor_id = visitor_id.lower()
+    elif not call_ref:
         raise RowRejected("missing both ids: a visitor_id or a call_ref is needed")
-    if visitor is not None:
-        if not _VISITOR.fullmatch(visitor):
-            raise RowRejected(f"bad visitor id: {visitor[:40]!r} is not a tracker visitor id "
-                              "(1-64 letters, digits, - or _; Matomo's are 16 hex characters)")
-        visitor = visitor.lower()
-    action = v.get("action") or "sale"
-    for name, limit in _LIMITS.items():
-        value = v.get(name)
-        if value:
-            if len(value) > limit:
-                raise RowRejected(f"{name} too long: {len(value)} characters, at most {limit}")
-            if "\x00" in value:
-                raise RowRejected(f"malformed row: {name} contains a NUL character")
-    occurred_at = parse_occurred_at(v.get("occurred_at", ""))
-    raw_amount = v.get("amount")
-    amount = _amount(raw_amount, "amount") if raw_amount else None
-    if amount is not None and amount < 0:
-        raise RowRejected(f"negative amount: {raw_amount}; a refund is its own action with a "
+    if (len(action) > 100 or len(title) > 300 or len(transaction_ref) > 200
+            or len(call_ref) > 100 or "\x00" in action + title + transaction_ref + call_ref):
+        _check_text(action=action, title=title, transaction_ref=transaction_ref,
+                    call_ref=call_ref)
+    moment = parse_occurred_at(occurred_at)
+    value = _amount(amount, "amount") if amount else None
+    if value is not None and value < 0:
+        raise RowRejected(f"negative amount: {amount}; a refund is its own action with a "
                           "positive amount")
-    raw_margin = v.get("margin")
-    margin = _amount(raw_margin, "margin") if raw_margin else None
-    currency = (v.get("currency") or "").upper() or None
-    if currency is not None and currency not in CURRENCIES:
-        raise RowRejected(f"bad currency: {currency[:10]!r} is not an ISO 4217 code (e.g. EUR)")
-    if currency is None and (amount is not None or margin is not None):
+    margin_value = _amount(margin, "margin") if margin else None
+    if currency:
+        currency = currency.upper()
+        if currency not in CURRENCIES:
+            raise RowRejected(f"bad currency: {currency[:10]!r} is not an ISO 4217 code "
+                              "(e.g. EUR)")
+    elif value is not None or margin_value is not None:
         raise RowRejected("bad currency: a currency (ISO 4217, e.g. EUR) is needed with an "
                           "amount or margin")
-    raw_site = v.get("site_id")
-    site_id = None
-    if raw_site:
-        if not raw_site.isdigit() or len(raw_site) > 9:
-            raise RowRejected(f"bad site_id: {raw_site[:20]!r} is not a site number")
-        site_id = int(raw_site)
-    return ConversionRow(
-        action=action,
-        title=v.get("title") or None,
-        occurred_at=occurred_at,
-        transaction_ref=v.get("transaction_ref") or None,
-        amount=amount,
-        currency=currency,
-        margin=margin,
-        visitor_key=visitor,
-        call_ref=call_ref,
-        site_id=site_id,
-    )
+    site = None
+    if site_id:
+        if not site_id.isdigit() or len(site_id) > 9:
+            raise RowRejected(f"bad site_id: {site_id[:20]!r} is not a site number")
+        site = int(site_id)
+    return ConversionRow(action or "sale", title or None, moment, transaction_ref or None,
+                         value, currency or None, margin_value, visitor_id or None,
+                         call_ref or None, site)

@@ -16,19 +16,19 @@ field the same), so sending a file or a request twice never stores anything twic
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import Column, Connection, MetaData, String, Table, bindparam, insert, select
+from sqlalchemy import Column, Connection, MetaData, String, Table, insert
 
 from leadbridge.conversions.attribution import attribute_batch
 from leadbridge.conversions.fields import ConversionRow
-from leadbridge.conversions.matching import find_calls, find_visitors, pick_visitor
+from leadbridge.conversions.matching import find_calls, find_visitors, pick_visitor, rows_in, utc
 from leadbridge.conversions.model import MatchedConversion
-from leadbridge.store.bulk import BulkInsert
+from leadbridge.store.bulk import BulkInsert, decimal_converter, time_converter, uuid_converter
 from leadbridge.store.ids import new_id
 from leadbridge.store.tables import UTCDateTime, conversions
 
@@ -43,13 +43,14 @@ __all__ = [
 ]
 
 ACCEPTED, MERGED, REJECTED = "accepted", "merged", "rejected"
+_COLUMNS = ["id", "action", "title", "occurred_at", "transaction_ref", "amount", "currency",
+            "margin", "visitor_key", "call_ref", "browser_visitor_id", "call_id", "contact_id",
+            "source", "import_id", "dedupe_key", "created_at"]
 Source = Literal["api", "csv", "dropfolder", "crm"]
 AttributeBatch = Callable[[Connection, Sequence[MatchedConversion]], Any]
-_CHUNK = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     status: str  # accepted, merged, rejected
     reason: str | None = None
     conversion_id: UUID | None = None
@@ -68,14 +69,15 @@ class DedupeRule:
             return "tx:" + ref
         return f"aw:{row.action}:{ref}:{row.occurred_at.isoformat()}"
 
-    def duplicate(self, row: ConversionRow, earlier: list[tuple[str, datetime]] | None) -> bool:
+    def duplicate(self, row: ConversionRow,
+                  earlier: list[tuple[str, datetime | None]] | None) -> bool:
         """Whether a row with a transaction reference repeats one of `earlier` (same ref)."""
         if not earlier:
             return False
         if self.kind == "transaction_ref":
             return True
-        return any(action == row.action and abs(at - row.occurred_at) <= self.window
-                   for action, at in earlier)
+        return any(action == row.action and at is not None
+                   and abs(at - row.occurred_at) <= self.window for action, at in earlier)
 
 
 def _dry_run_table() -> Table:
@@ -87,12 +89,6 @@ def _dry_run_table() -> Table:
                  Column("action", String(100)),
                  Column("occurred_at", UTCDateTime()),
                  prefixes=["TEMPORARY"])
-
-
-def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
-    items = list(values)
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
 
 
 class ConversionWriter:
@@ -115,7 +111,11 @@ class ConversionWriter:
         self.dry_run = dry_run
         self.attribute = attribute
         self._now = now or (lambda: datetime.now(UTC))
-        self._insert = BulkInsert(conversions, conn.dialect.name)
+        dialect = conn.dialect.name
+        self._insert = BulkInsert(conversions, dialect)
+        assert self._insert.columns == _COLUMNS, "conversions' columns changed: update write()"
+        self._convert = (time_converter(dialect), uuid_converter(dialect),
+                         decimal_converter(dialect))
         self._tables = [conversions]
         self._scratch: Table | None = None
         if dry_run:
@@ -128,23 +128,21 @@ class ConversionWriter:
             self._scratch.drop(self.conn, checkfirst=True)
             self._scratch = None
 
-    def _earlier_refs(self, refs: set[str]) -> dict[str, list[tuple[str, datetime]]]:
-        found: dict[str, list[tuple[str, datetime]]] = {}
+    def _earlier_refs(self, refs: set[str]) -> dict[str, list[tuple[str, datetime | None]]]:
+        found: dict[str, list[tuple[str, datetime | None]]] = {}
+        window = self.rule.kind == "action_ref_window"
         for table in self._tables:
-            query = (select(table.c.transaction_ref, table.c.action, table.c.occurred_at)
-                     .where(table.c.transaction_ref.in_(bindparam("refs", expanding=True))))
-            for chunk in _chunks(refs):
-                for ref, action, at in self.conn.execute(query, {"refs": chunk}):
-                    found.setdefault(ref, []).append((action, at))
+            sql = (f"SELECT transaction_ref, action, occurred_at FROM {table.name} "
+                   "WHERE transaction_ref IN ({in})")
+            for ref, action, at in rows_in(self.conn, sql, refs):
+                found.setdefault(ref, []).append((action, utc(at) if window else None))
         return found
 
     def _earlier_keys(self, keys: set[str]) -> set[str]:
         found: set[str] = set()
         for table in self._tables:
-            query = (select(table.c.dedupe_key)
-                     .where(table.c.dedupe_key.in_(bindparam("keys", expanding=True))))
-            for chunk in _chunks(keys):
-                found.update(self.conn.execute(query, {"keys": chunk}).scalars())
+            sql = f"SELECT dedupe_key FROM {table.name} WHERE dedupe_key IN ({{in}})"
+            found.update(key for (key,) in rows_in(self.conn, sql, keys))
         return found
 
     def write(self, rows: Sequence[ConversionRow]) -> list[Outcome]:
@@ -153,21 +151,29 @@ class ConversionWriter:
         visitors = find_visitors(conn, {r.visitor_key for r in rows if r.visitor_key})
         calls = find_calls(conn, {r.call_ref for r in rows if r.call_ref})
         rule = self.rule
-        keys = [rule.key(r) for r in rows]
         refs = self._earlier_refs({r.transaction_ref for r in rows if r.transaction_ref})
-        earlier_keys = self._earlier_keys({k for k, r in zip(keys, rows, strict=True)
-                                           if r.transaction_ref is None})
-        created_at = self._now()
+        unreferenced = {r: rule.key(r) for r in rows if r.transaction_ref is None}
+        earlier_keys = self._earlier_keys(set(unreferenced.values()))
+        to_time, to_uuid, to_decimal = self._convert
+        created_at = to_time(self._now())
+        source, import_id = self.source, self.import_id
         outcomes: list[Outcome] = []
-        stored: list[dict[str, Any]] = []
+        stored: list[tuple[Any, ...]] = []
+        scratch: list[dict[str, Any]] = []
         matched: list[MatchedConversion] = []
-        for row, key in zip(rows, keys, strict=True):
+        by_ref = rule.kind == "transaction_ref"
+        duplicate, rule_key = rule.duplicate, rule.key
+        scratch_table = self._scratch
+        for row in rows:
             visitor_id = contact_id = call_id = source_id = None
-            if row.visitor_key is not None:
-                visitor = pick_visitor(visitors.get(row.visitor_key), row.site_id)
+            visitor_key = row.visitor_key
+            if visitor_key is not None:
+                candidates = visitors.get(visitor_key)
+                visitor = (candidates[0] if candidates and len(candidates) == 1
+                           and row.site_id is None else pick_visitor(candidates, row.site_id))
                 if visitor is None:
                     where = f" on site {row.site_id}" if row.site_id is not None else ""
-                    outcomes.append(Outcome(REJECTED, f"unknown visitor id: {row.visitor_key} "
+                    outcomes.append(Outcome(REJECTED, f"unknown visitor id: {visitor_key} "
                                                       f"was never seen by the tracker{where}"))
                     continue
                 visitor_id, contact_id = visitor.id, visitor.contact_id
@@ -183,39 +189,41 @@ class ConversionWriter:
                     visitor_id, contact_id = call.browser_visitor_id, call.contact_id
             ref = row.transaction_ref
             if ref is None:
+                key = unreferenced[row]
                 if key in earlier_keys:
                     outcomes.append(Outcome(MERGED, "duplicate of an identical conversion"))
                     continue
                 earlier_keys.add(key)
             else:
-                seen = refs.get(ref)
-                if rule.duplicate(row, seen):
+                earlier = refs.get(ref)
+                if earlier and (by_ref or duplicate(row, earlier)):
                     outcomes.append(Outcome(MERGED, f"duplicate of transaction {ref}"))
                     continue
-                refs.setdefault(ref, []).append((row.action, row.occurred_at))
+                if earlier is None:
+                    refs[ref] = [(row.action, row.occurred_at)]
+                else:
+                    earlier.append((row.action, row.occurred_at))
+                key = "tx:" + ref if by_ref else rule_key(row)
             conversion_id = new_id()
             outcomes.append(Outcome(ACCEPTED, None, conversion_id))
-            stored.append({
-                "id": conversion_id, "action": row.action, "title": row.title,
-                "occurred_at": row.occurred_at, "transaction_ref": ref, "amount": row.amount,
-                "currency": row.currency, "margin": row.margin,
-                "visitor_key": row.visitor_key, "call_ref": row.call_ref,
-                "browser_visitor_id": visitor_id, "call_id": call_id,
-                "contact_id": contact_id, "source": self.source, "import_id": self.import_id,
-                "dedupe_key": key, "created_at": created_at,
-            })
+            if scratch_table is not None:
+                scratch.append({"dedupe_key": key, "transaction_ref": ref,
+                                "action": row.action, "occurred_at": row.occurred_at})
+                continue
+            amount, margin = row.amount, row.margin
+            # in the order of the conversions table's columns
+            stored.append((
+                to_uuid(conversion_id), row.action, row.title, to_time(row.occurred_at), ref,
+                None if amount is None else to_decimal(amount), row.currency,
+                None if margin is None else to_decimal(margin), visitor_key, row.call_ref,
+                visitor_id, call_id, contact_id, source, import_id, key, created_at))
             matched.append(MatchedConversion(
-                id=conversion_id, browser_visitor_id=visitor_id, occurred_at=row.occurred_at,
-                amount=row.amount, margin=row.margin, currency=row.currency,
-                action=row.action, contact_id=contact_id, call_id=call_id,
-                marketing_source_id=source_id))
+                conversion_id, visitor_id, row.occurred_at, amount, margin, row.currency,
+                row.action, contact_id, call_id, source_id))
+        if scratch and self._scratch is not None:
+            conn.execute(insert(self._scratch), scratch)
         if stored:
-            if self._scratch is not None:
-                conn.execute(insert(self._scratch), [
-                    {"dedupe_key": s["dedupe_key"], "transaction_ref": s["transaction_ref"],
-                     "action": s["action"], "occurred_at": s["occurred_at"]} for s in stored])
-            else:
-                self._insert.execute(conn, stored)
-                if self.attribute is not None:
-                    self.attribute(conn, matched)
+            conn.exec_driver_sql(self._insert.sql, stored)
+            if self.attribute is not None:
+                self.attribute(conn, matched)
         return outcomes

@@ -3,19 +3,24 @@
 A tracker's visitor id is unique per site. A conversion that names no site matches the
 browser visitor with that id seen most recently on any site (a Matomo id is random, so the
 same id on two sites is the same browser only when the sites share a tracker cookie).
+
+The queries go straight to the driver: with thousands of values in an IN list, SQLAlchemy's
+statement compilation would cost more than the lookup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
-from leadbridge.store.tables import browser_visitors, calls
+from leadbridge.store.bulk import driver_sql, in_markers
 
-__all__ = ["CallMatch", "VisitorMatch", "find_calls", "find_visitors", "pick_visitor"]
+__all__ = ["CallMatch", "VisitorMatch", "find_calls", "find_visitors", "pick_visitor",
+           "rows_in"]
 
 # keeps each IN (...) under SQLite's and psycopg's parameter limits
 _CHUNK = 5000
@@ -26,7 +31,11 @@ class VisitorMatch:
     id: int
     site_id: int
     contact_id: int | None
-    last_seen_at: datetime | None
+    last_seen: Any  # as the driver returns it: compared only between candidates
+
+    @property
+    def last_seen_at(self) -> datetime | None:
+        return utc(self.last_seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,30 +46,37 @@ class CallMatch:
     marketing_source_id: int | None
 
 
-def _chunks(values: Collection[str]) -> Iterable[list[str]]:
+def rows_in(conn: Connection, sql: str, values: Collection[str]) -> Iterable[Sequence[Any]]:
+    """Rows of `sql` (written with `?` markers and one `{in}`) for every value, chunked."""
+    dialect = conn.dialect.name
     items = list(values)
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
+    cursor = conn.connection.cursor()  # the DBAPI's own rows: no Row objects per result
+    try:
+        for start in range(0, len(items), _CHUNK):
+            chunk = tuple(items[start:start + _CHUNK])
+            cursor.execute(driver_sql(sql.format(**{"in": in_markers(len(chunk), dialect)}),
+                                      dialect), chunk)
+            yield from cursor.fetchall()
+    finally:
+        cursor.close()
 
 
-_VISITORS = (select(browser_visitors.c.visitor_key, browser_visitors.c.id,
-                    browser_visitors.c.site_id, browser_visitors.c.contact_id,
-                    browser_visitors.c.last_seen_at)
-             .where(browser_visitors.c.visitor_key.in_(bindparam("keys", expanding=True))))
-
-_CALLS = (select(calls.c.call_ref, calls.c.id, calls.c.browser_visitor_id,
-                 browser_visitors.c.contact_id, calls.c.marketing_source_id)
-          .select_from(calls.outerjoin(browser_visitors,
-                                       browser_visitors.c.id == calls.c.browser_visitor_id))
-          .where(calls.c.call_ref.in_(bindparam("refs", expanding=True))))
+def utc(value: Any) -> datetime | None:
+    """A time read through the driver (SQLite gives text) as an aware UTC datetime."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(moment, datetime)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def find_visitors(conn: Connection, keys: Collection[str]) -> dict[str, list[VisitorMatch]]:
     """Browser visitors by (lower-case) visitor id, on every site."""
     found: dict[str, list[VisitorMatch]] = {}
-    for chunk in _chunks(keys):
-        for key, id_, site_id, contact_id, seen in conn.execute(_VISITORS, {"keys": chunk}):
-            found.setdefault(key, []).append(VisitorMatch(id_, site_id, contact_id, seen))
+    sql = ("SELECT visitor_key, id, site_id, contact_id, last_seen_at FROM browser_visitors "
+           "WHERE visitor_key IN ({in})")
+    for key, id_, site_id, contact_id, seen in rows_in(conn, sql, keys):
+        found.setdefault(key, []).append(VisitorMatch(id_, site_id, contact_id, seen))
     return found
 
 
@@ -78,8 +94,8 @@ def pick_visitor(candidates: list[VisitorMatch] | None,
 
 def find_calls(conn: Connection, refs: Collection[str]) -> dict[str, CallMatch]:
     """Calls by call reference, with their browser visitor's contact."""
-    found: dict[str, CallMatch] = {}
-    for chunk in _chunks(refs):
-        for ref, id_, visitor_id, contact_id, source_id in conn.execute(_CALLS, {"refs": chunk}):
-            found[ref] = CallMatch(id_, visitor_id, contact_id, source_id)
-    return found
+    sql = ("SELECT c.call_ref, c.id, c.browser_visitor_id, b.contact_id, c.marketing_source_id "
+           "FROM calls c LEFT JOIN browser_visitors b ON b.id = c.browser_visitor_id "
+           "WHERE c.call_ref IN ({in})")
+    return {ref: CallMatch(id_, visitor_id, contact_id, source_id)
+            for ref, id_, visitor_id, contact_id, source_id in rows_in(conn, sql, refs)}

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 __all__ = ["MatchedConversion"]
 
 
-@dataclass(frozen=True, slots=True)
-class MatchedConversion:
-    """A conversion as stored, with what it matched.
+class MatchedConversion(NamedTuple):
+    """A conversion as stored, with what it matched (immutable; a NamedTuple because imports
+    build one per row, by the million).
 
     Handed in batches to `leadbridge.conversions.attribution.attribute_batch(conn, batch)` in
     the transaction that inserts it. `browser_visitor_id` is None when the conversion matched

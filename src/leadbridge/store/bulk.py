@@ -77,6 +77,15 @@ def uuid_converter(dialect: str) -> _Convert:
     return _sqlite_uuid if dialect == "sqlite" else _same
 
 
+def decimal_converter(dialect: str) -> _Convert:
+    return _sqlite_decimal if dialect == "sqlite" else _same
+
+
+def in_markers(count: int, dialect: str) -> str:
+    """`?, ?, ...` (or `%s, ...`) for an IN list of `count` values."""
+    return ", ".join(["?" if dialect == "sqlite" else "%s"] * count)
+
+
 def _same(value: Any) -> Any:
     return value
 
