@@ -27,6 +27,7 @@ from conversion_seed import (
 )
 from leadbridge.config import ConversionsSettings
 from leadbridge.conversions.importer import ImportReport, get_import, import_csv, import_path
+from leadbridge.conversions.intake import ConversionWriter
 from leadbridge.conversions.model import MatchedConversion
 from leadbridge.errors import InputError
 from leadbridge.store.ids import new_id
@@ -311,3 +312,25 @@ def test_imported_conversions_are_credited_to_the_visitors_sessions(engine: Engi
         credited = conn.execute(select(c.channel, c.campaign, c.w_last)
                                 .where(c.conversion_id == conversion.id)).all()
     assert credited == [("email", "spring", 1)]
+
+
+def test_a_batch_that_collides_with_a_concurrent_import_is_retried_once(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(engine)
+    with engine.begin() as conn:  # stored by another import after our lookup ran
+        conn.execute(insert(conversions).values(
+            id=new_id(), action="sale", occurred_at=NOW, transaction_ref="T-1", source="api",
+            dedupe_key="tx:T-1", created_at=NOW))
+    real = ConversionWriter._earlier_refs
+    calls: list[int] = []
+
+    def stale_first(self: ConversionWriter, refs: set[str]) -> Any:
+        calls.append(1)
+        return {} if len(calls) == 1 else real(self, refs)
+
+    monkeypatch.setattr(ConversionWriter, "_earlier_refs", stale_first)
+    report = run(engine, HEADER + f"sale,,2026-03-01,T-1,10,EUR,,{VISITOR},\n"
+                 + f"sale,,2026-03-01,T-2,10,EUR,,{VISITOR},\n")
+    assert len(calls) == 2  # the unique key refused the first try; the second saw the row
+    assert (report.status, report.accepted, report.merged) == ("done", 1, 1)
+    assert [r.transaction_ref for r in stored(engine, "transaction_ref")] == ["T-1", "T-2"]
