@@ -482,7 +482,7 @@ conversion_imports = Table(
     "conversion_imports",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("source", String(12), nullable=False),  # api, csv, dropfolder
+    Column("source", String(12), nullable=False),  # cli, api, dropfolder
     Column("filename", String(500)),
     Column("sha256", String(64)),
     _ts("started_at", nullable=False),
