@@ -154,3 +154,21 @@ def test_the_opportunity_reaching_a_goal_shows_its_attribution(
     report = cycles.run()
     assert report.counts["conversions:opportunities"][Outcome.UPDATED.value] == 1
     assert marketing(crm, "opportunities", opp) == ("email", "newsletter", "april")
+
+
+def test_a_cycle_whose_crm_failed_leaves_the_conversions_work_to_the_next(
+        engine: Engine, settings: Settings) -> None:
+    with engine.begin() as conn:
+        bv = visitor(conn, "aa07", H(0, "direct"))
+        convert(conn, T0 + timedelta(hours=1), bv=bv, visitor_key="aa07")
+    crm = memory_crm()
+    lead = crm.put("leads", email="i@example.com", lb_visitor_id="aa07")
+    cycles = Cycles(engine, settings, crm, NO_GOALS)
+    crm.fail_next(1, retriable=False)
+    calls = crm.calls
+    report = cycles.run()
+    assert report.status == "failed" and crm.calls - calls == 1  # nothing asked after that
+    with engine.connect() as conn:
+        assert ref_rows(conn, cycles.connection_id) == {}
+    assert cycles.run().status == "ok"
+    assert marketing(crm, "leads", lead) == ("direct", "(none)", "(none)")

@@ -111,20 +111,17 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
     rows: list[tuple[Any, ...]] = []
     fallback: list[MatchedConversion] = []
     for conversion in batch:
-        visitor = (sessions.get(conversion.browser_visitor_id)
-                   if conversion.browser_visitor_id is not None else None)
-        moment = to_time(conversion.occurred_at)
+        visitor = sessions.get(conversion.browser_visitor_id)  # type: ignore[arg-type]
         if visitor is not None:
-            hi = bisect.bisect_right(visitor.starts, moment)
-            lo = bisect.bisect_left(visitor.starts, to_time(conversion.occurred_at - lookback),
-                                    0, hi)
+            starts = visitor.starts
+            hi = bisect.bisect_right(starts, to_time(conversion.occurred_at))
+            lo = bisect.bisect_left(starts, to_time(conversion.occurred_at - lookback), 0, hi)
             if hi > lo:
                 cid = to_uuid(conversion.id)
                 n = hi - lo
                 for i, (w, start, touch) in enumerate(zip(
-                        weights(n), visitor.starts[lo:hi], visitor.touches[lo:hi],
-                        strict=True)):
-                    rows.append((cid, i, n, *touch, start, moment, *w))
+                        weights(n), starts[lo:hi], visitor.touches[lo:hi], strict=True)):
+                    rows.append((cid, i, n, *touch, start, *w))
                 continue
         fallback.append(conversion)
     if fallback:
@@ -132,8 +129,7 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
                                             if c.marketing_source_id is not None})
         for conversion in fallback:
             touch = sources.get(conversion.marketing_source_id, DIRECT_TOUCH)
-            rows.append((to_uuid(conversion.id), 0, 1, *touch, None,
-                         to_time(conversion.occurred_at), *weights(1)[0]))
+            rows.append((to_uuid(conversion.id), 0, 1, *touch, None, *weights(1)[0]))
     bulk = _BULK.get(dialect)
     if bulk is None:
         bulk = _BULK[dialect] = BulkInsert(conversion_credits, dialect)

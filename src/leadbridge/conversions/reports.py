@@ -106,9 +106,9 @@ def attribution_report(conn: Connection, *, model: str, by: str,
     weight = cc[WEIGHT_COLUMNS[model]]
     period = []
     if since is not None:
-        period.append(cc.occurred_at >= since)
+        period.append(c.occurred_at >= since)
     if until is not None:
-        period.append(cc.occurred_at < until)
+        period.append(c.occurred_at < until)
     if action:
         period.append(c.action == action)
     joined = conversion_credits.join(conversions, c.id == cc.conversion_id)

@@ -516,7 +516,8 @@ conversion_rejections = Table(
 # each model (first touch, last touch, linear, position-based 40/20/40). A model's amount share
 # is the conversion's amount times its weight; the weights of a conversion add up to 1 under
 # every model. One row per touch, not per touch and model, keeps the intake's writes 2-4x
-# smaller. `occurred_at`, `action` and `currency` repeat the conversion's, for period reports.
+# smaller; reports join the conversion (by the primary key) for its time, action and amounts,
+# so this table needs no index of its own.
 conversion_credits = Table(
     "conversion_credits",
     metadata,
@@ -527,13 +528,11 @@ conversion_credits = Table(
     Column("source", String(300), nullable=False),
     Column("campaign", String(300), nullable=False),
     _ts("session_started_at"),  # NULL: not a web session (a call's source, or direct)
-    _ts("occurred_at", nullable=False),
     Column("w_first", Float, nullable=False),
     Column("w_last", Float, nullable=False),
     Column("w_linear", Float, nullable=False),
     Column("w_position", Float, nullable=False),
     PrimaryKeyConstraint("conversion_id", "touch"),
-    Index("ix_conversion_credits_occurred_at", "occurred_at"),
 )
 
 # CRM records seen (by a sync cycle) carrying a visitor id or a call reference; the latest

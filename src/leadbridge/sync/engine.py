@@ -126,7 +126,7 @@ class SyncEngine:
                                           direction="cycle", object=mapping.crm,
                                           record_key="*", reason=str(exc), now=start,
                                           retriable=exc.retriable, retry_after=exc.retry_after)
-        if not self.dry_run:
+        if not self.dry_run and not report.failures:  # a CRM that failed is left alone
             for hook in self.hooks:
                 self._serve(hook, start, report)
         report.api_calls = self.connector.calls - calls_before

@@ -5,7 +5,8 @@ engine does the CRM side as for mapped objects: it reads a watched object a page
 with its own cursor (stream `<hook>:<object>`, committed with what the hook wrote for the
 page), applies the updates in batches of the object's size with the same retries, and counts
 everything in the run log. The hook only sees records, answers and a database connection;
-it never speaks to the CRM.
+it never speaks to the CRM. Hooks run after the mapped objects, and not at all in a dry run
+or in a cycle whose CRM failed (it is not called again until the next cycle).
 """
 
 from __future__ import annotations

@@ -29,14 +29,12 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=300), nullable=False),
         sa.Column("campaign", sa.String(length=300), nullable=False),
         sa.Column("session_started_at", _UTC(timezone=True), nullable=True),
-        sa.Column("occurred_at", _UTC(timezone=True), nullable=False),
         sa.Column("w_first", sa.Float(), nullable=False),
         sa.Column("w_last", sa.Float(), nullable=False),
         sa.Column("w_linear", sa.Float(), nullable=False),
         sa.Column("w_position", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("conversion_id", "touch", name=op.f("pk_conversion_credits")),
     )
-    op.create_index("ix_conversion_credits_occurred_at", "conversion_credits", ["occurred_at"])
     op.create_table(
         "crm_marketing_refs",
         sa.Column("connection_id", sa.Integer(), nullable=False),
@@ -84,5 +82,4 @@ def downgrade() -> None:
     op.drop_index("ix_crm_marketing_refs_call_ref", table_name="crm_marketing_refs")
     op.drop_index("ix_crm_marketing_refs_visitor_key", table_name="crm_marketing_refs")
     op.drop_table("crm_marketing_refs")
-    op.drop_index("ix_conversion_credits_occurred_at", table_name="conversion_credits")
     op.drop_table("conversion_credits")
