@@ -24,8 +24,8 @@ the credit rows go to the database in one bulk statement.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -100,7 +100,7 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
     if not batch:
         return
     dialect = conn.dialect.name
-    to_time, to_uuid = time_converter(dialect), uuid_converter(dialect)
+    to_time, to_uuid = _time_key(dialect), uuid_converter(dialect)
     with_visitor = [c for c in batch if c.browser_visitor_id is not None]
     sessions: dict[int, VisitorSessions] = {}
     if with_visitor:
@@ -134,6 +134,20 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
     if bulk is None:
         bulk = _BULK[dialect] = BulkInsert(conversion_credits, dialect)
     conn.exec_driver_sql(bulk.sql, rows)
+
+
+def _time_key(dialect: str) -> Callable[[datetime], Any]:
+    """A conversion's time in the form session starts come in (see `VisitorSessions`)."""
+    if dialect != "sqlite":
+        return time_converter(dialect)
+    slow = time_converter(dialect)
+
+    def sqlite_text(moment: datetime) -> Any:
+        if moment.tzinfo is UTC:  # the usual case: one call instead of three
+            return moment.isoformat(" ", "microseconds")[:26]
+        return slow(moment)
+
+    return sqlite_text
 
 
 def _marketing_touches(conn: Connection, ids: set[int]) -> dict[int | None, Touch]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -114,14 +115,20 @@ def _fold(rows: Sequence[Any], timeout: timedelta, found: dict[int, VisitorSessi
             gap = when - last > timeout
         last = when
         if channel in VISIT_STARTERS:
-            touch = (channel, visit_source(channel, referrer, campaign_source),
-                     (campaign_name or "").strip()[:300] or NO_SOURCE)
+            touch = _touch(channel, referrer, campaign_name, campaign_source)
             if gap or touch != current.touches[-1]:
                 current.starts.append(moment)
                 current.touches.append(touch)
         elif gap:
             current.starts.append(moment)
             current.touches.append(DIRECT_TOUCH)
+
+
+@lru_cache(maxsize=50_000)
+def _touch(channel: str, referrer: str | None, campaign_name: str | None,
+           campaign_source: str | None) -> Touch:
+    return (channel, visit_source(channel, referrer, campaign_source),
+            (campaign_name or "").strip()[:300] or NO_SOURCE)
 
 
 def visitor_sessions(conn: Connection, browser_visitor_id: int, *,
