@@ -4,7 +4,7 @@ parameters through the API and the CLI; CRM records whose marketing ids lead now
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -104,6 +104,34 @@ def test_period_and_action_select_conversions_by_their_time(engine: Engine) -> N
     assert [(t.currency, t.conversions) for t in late.totals] == [("EUR", 2), ("USD", 1)]
 
 
+def test_rows_and_totals_per_day_week_and_month_in_utc(engine: Engine) -> None:
+    with engine.begin() as conn:
+        bv = visitor(conn, "p1", H(0, "referral", "https://a.example/"))
+        # Sunday 2026-03-01 23:30 at UTC+2 is Sunday 21:30 UTC; then Monday, then April
+        for at, amount in ((datetime(2026, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=2))),
+                            "10"), (datetime(2026, 3, 2, 12, tzinfo=UTC), "20"),
+                           (datetime(2026, 4, 1, tzinfo=UTC), "40")):
+            convert(conn, at, bv=bv if at > T0 else None, amount=amount)
+    with engine.connect() as conn:
+        def per(interval: str) -> list[tuple[str | None, str, Decimal]]:
+            report = attribution_report(conn, model="linear", by="channel", interval=interval)
+            assert sum(t.revenue for t in report.totals) == Decimal("70.00")
+            return [(t.period, t.currency or "", t.revenue) for t in report.totals]
+
+        assert per("month") == [("2026-03", "EUR", Decimal("30.00")),
+                                ("2026-04", "EUR", Decimal("40.00"))]
+        assert per("week") == [("2026-02-23", "EUR", Decimal("10.00")),
+                               ("2026-03-02", "EUR", Decimal("20.00")),
+                               ("2026-03-30", "EUR", Decimal("40.00"))]
+        assert per("day")[0] == ("2026-03-01", "EUR", Decimal("10.00"))
+        monthly = attribution_report(conn, model="last", by="channel", interval="month")
+        assert [(r.period, r.key, r.revenue) for r in monthly.rows] == [
+            ("2026-03", "referral", Decimal("20.00")), ("2026-03", "direct", Decimal("10.00")),
+            ("2026-04", "referral", Decimal("40.00"))]
+        with pytest.raises(InputError, match="cannot report per 'year'; use one of day, week"):
+            attribution_report(conn, model="linear", by="channel", interval="year")
+
+
 def test_period_bounds_are_checked_with_clear_errors() -> None:
     assert parse_period("2026-03-01", "2026-03-01") == (
         datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
@@ -153,8 +181,8 @@ def test_report_api(client: TestClient, auth: dict[str, str], hub: object) -> No
     assert got.status_code == 200, got.text
     body = got.json()
     assert body["from"] == "2026-03-02T00:00:00Z" and body["to"] == "2026-03-03T00:00:00Z"
-    assert body["totals"] == [{"currency": "EUR", "conversions": 2, "revenue": "150.50",
-                               "margin": "50.00"}]
+    assert body["totals"] == [{"period": None, "currency": "EUR", "conversions": 2,
+                               "revenue": "150.50", "margin": "50.00"}]
     assert {r["key"]: r["revenue"] for r in body["rows"]} == {
         "social": "50.50", "paid_search": "33.33", "email": "33.34", "organic_search": "33.33"}
     assert client.get("/api/v1/attribution/report").status_code == 401
@@ -167,6 +195,7 @@ def test_report_api(client: TestClient, auth: dict[str, str], hub: object) -> No
     ({"from": "yesterday"}, "bad from: 'yesterday' is not an ISO 8601 date or time"),
     ({"to": "2026-02-30"}, "bad to: '2026-02-30' is not an ISO 8601 date or time"),
     ({"from": "2026-03-05", "to": "2026-03-01"}, "the period is empty"),
+    ({"interval": "hour"}, "cannot report per 'hour'; use one of day, week, month"),
 ])
 def test_report_api_names_what_is_wrong(client: TestClient, auth: dict[str, str],
                                         params: dict[str, str], detail: str) -> None:
@@ -215,6 +244,8 @@ def test_report_cli(cli, engine: Engine) -> None:  # type: ignore[no-untyped-def
     assert bad.exit_code == 2 and "unknown attribution model 'bogus'" in bad.output
     bad_date = cli("conversions", "report", "--from", "03/02/2026")
     assert bad_date.exit_code == 2 and "bad from: '03/02/2026'" in bad_date.output
+    monthly = cli("conversions", "report", "--per", "month")
+    assert "2026-03 │ total │ EUR │ 2 │ 150.50" in " ".join(monthly.output.split())
     assert "0 conversions credited again" in cli("conversions", "reattribute", "--since",
                                                  "2030-01-01").output
     assert "every CRM record" in cli("conversions", "crm-without-marketing").output

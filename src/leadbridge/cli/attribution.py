@@ -12,6 +12,7 @@ from leadbridge.cli.common import console, friendly_errors, transaction
 from leadbridge.conversions.attribution import MODELS, reattribute
 from leadbridge.conversions.reports import (
     DIMENSIONS,
+    INTERVALS,
     attribution_report,
     crm_records_without_marketing,
     parse_moment,
@@ -28,20 +29,24 @@ def report(
     end: Annotated[str | None, typer.Option(
         "--to", help="last day included (ISO 8601 date) or time excluded")] = None,
     action: Annotated[str | None, typer.Option(help="only this action (e.g. sale)")] = None,
+    per: Annotated[str | None, typer.Option(help=f"{', '.join(INTERVALS)}: rows per UTC "
+                                            "period")] = None,
 ) -> None:
     """Conversions, revenue and margin by channel, source or campaign under one model."""
     since, until = parse_period(start, end)
     with transaction() as conn:
         found = attribution_report(conn, model=model, by=by, since=since, until=until,
-                                   action=action)
-    table = Table(found.by, "currency", "conversions", "revenue", "margin",
-                  title=f"{found.model} attribution by {found.by}")
+                                   action=action, interval=per)
+    periods = found.interval is not None
+    table = Table(*(["period"] if periods else []), found.by, "currency", "conversions",
+                  "revenue", "margin", title=f"{found.model} attribution by {found.by}")
     for row in found.rows:
-        table.add_row(row.key, row.currency or "-", str(row.conversions), str(row.revenue),
-                      str(row.margin))
+        table.add_row(*([row.period or ""] if periods else []), row.key, row.currency or "-",
+                      str(row.conversions), str(row.revenue), str(row.margin))
     for total in found.totals:
-        table.add_row("[bold]total[/bold]", total.currency or "-", str(total.conversions),
-                      str(total.revenue), str(total.margin))
+        table.add_row(*([total.period or ""] if periods else []), "[bold]total[/bold]",
+                      total.currency or "-", str(total.conversions), str(total.revenue),
+                      str(total.margin))
     console.print(table)
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, cast, func, select
+from sqlalchemy import ColumnElement, Connection, Float, and_, cast, func, literal_column, select
 
 from leadbridge.conversions.attribution import WEIGHT_COLUMNS, check_model
 from leadbridge.errors import InputError
@@ -30,12 +30,14 @@ from leadbridge.store.tables import (
 )
 
 DIMENSIONS = ("channel", "source", "campaign")
+INTERVALS = ("day", "week", "month")
 CENT = Decimal("0.01")
 _CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
 class ReportRow:
+    period: str | None  # the day, week (its Monday) or month, with `interval`
     key: str  # the channel, source or campaign
     currency: str | None  # None: conversions without an amount
     conversions: Decimal  # credited conversions (fractions under linear and position-based)
@@ -45,6 +47,7 @@ class ReportRow:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
+    period: str | None
     currency: str | None
     conversions: int
     revenue: Decimal
@@ -58,6 +61,7 @@ class AttributionReport:
     since: datetime | None
     until: datetime | None
     action: str | None
+    interval: str | None = None
     rows: list[ReportRow] = field(default_factory=list)
     totals: list[Totals] = field(default_factory=list)
 
@@ -67,6 +71,30 @@ def check_dimension(by: str) -> str:
     if name not in DIMENSIONS:
         raise InputError(f"cannot report by {by!r}; use one of {', '.join(DIMENSIONS)}")
     return name
+
+
+def check_interval(interval: str | None) -> str | None:
+    if interval is None or not interval.strip() or interval.strip().lower() == "none":
+        return None
+    name = interval.strip().lower()
+    if name not in INTERVALS:
+        raise InputError(f"cannot report per {interval!r}; use one of {', '.join(INTERVALS)}")
+    return name
+
+
+def _bucket(dialect: str, interval: str | None) -> ColumnElement[Any]:
+    """The UTC day, week (its Monday) or month of a conversion, as ISO text."""
+    moment = conversions.c.occurred_at
+    if interval is None:
+        return literal_column("NULL")
+    if dialect == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
+        if interval == "week":
+            return func.date(moment, "weekday 0", "-6 days")
+        return func.substr(moment, 1, 10 if interval == "day" else 7)
+    utc = func.timezone("UTC", moment)
+    if interval == "week":
+        return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
+    return func.to_char(utc, "YYYY-MM-DD" if interval == "day" else "YYYY-MM")
 
 
 def parse_moment(raw: str | None, name: str, *, end: bool = False) -> datetime | None:
@@ -98,12 +126,15 @@ def parse_period(since: str | None, until: str | None) -> tuple[datetime | None,
 
 def attribution_report(conn: Connection, *, model: str, by: str,
                        since: datetime | None = None, until: datetime | None = None,
-                       action: str | None = None) -> AttributionReport:
+                       action: str | None = None,
+                       interval: str | None = None) -> AttributionReport:
     """Conversions, revenue and margin per `by` value and currency under `model`, for
-    conversions that occurred in [since, until)."""
-    model, by = check_model(model), check_dimension(by)
+    conversions that occurred in [since, until); per day, week or month with `interval`."""
+    model, by, interval = check_model(model), check_dimension(by), check_interval(interval)
     cc, c = conversion_credits.c, conversions.c
     weight = cc[WEIGHT_COLUMNS[model]]
+    bucket = _bucket(conn.dialect.name, interval).label("period")
+    grouped = [bucket] if interval is not None else []  # PostgreSQL groups by no constant
     period = []
     if since is not None:
         period.append(c.occurred_at >= since)
@@ -113,26 +144,27 @@ def attribution_report(conn: Connection, *, model: str, by: str,
         period.append(c.action == action)
     joined = conversion_credits.join(conversions, c.id == cc.conversion_id)
     raw = conn.execute(
-        select(cc[by], c.currency, func.sum(weight),
+        select(bucket, cc[by], c.currency, func.sum(weight),
                func.sum(cast(c.amount, Float) * weight), func.sum(cast(c.margin, Float) * weight))
         .select_from(joined).where(weight > 0, *period)
-        .group_by(cc[by], c.currency).order_by(c.currency, cc[by])).all()
-    totals = [Totals(currency, int(n), Decimal(revenue or 0).quantize(CENT),
+        .group_by(*grouped, cc[by], c.currency).order_by(*grouped, c.currency, cc[by])).all()
+    totals = [Totals(when, currency, int(n), Decimal(revenue or 0).quantize(CENT),
                      Decimal(margin or 0).quantize(CENT))
-              for currency, n, revenue, margin in conn.execute(
-                  select(c.currency, func.count(), func.sum(c.amount), func.sum(c.margin))
+              for when, currency, n, revenue, margin in conn.execute(
+                  select(bucket, c.currency, func.count(), func.sum(c.amount), func.sum(c.margin))
                   .select_from(joined).where(cc.touch == 0, *period)
-                  .group_by(c.currency).order_by(c.currency))]
+                  .group_by(*grouped, c.currency).order_by(*grouped, c.currency))]
     rows: list[ReportRow] = []
     for total in totals:
-        mine = [r for r in raw if r[1] == total.currency]
-        counts = _apportion([float(r[2] or 0) for r in mine], Decimal(total.conversions))
-        revenue = _apportion([float(r[3] or 0) for r in mine], total.revenue)
-        margin = _apportion([float(r[4] or 0) for r in mine], total.margin)
-        rows += [ReportRow(r[0], total.currency, n, rev, mar)
+        mine = [r for r in raw if (r[0], r[2]) == (total.period, total.currency)]
+        counts = _apportion([float(r[3] or 0) for r in mine], Decimal(total.conversions))
+        revenue = _apportion([float(r[4] or 0) for r in mine], total.revenue)
+        margin = _apportion([float(r[5] or 0) for r in mine], total.margin)
+        rows += [ReportRow(r[0], r[1], total.currency, n, rev, mar)
                  for r, n, rev, mar in zip(mine, counts, revenue, margin, strict=True)]
-    rows.sort(key=lambda r: (r.currency or "", -r.revenue, -r.conversions, r.key))
-    return AttributionReport(model, by, since, until, action, rows, totals)
+    rows.sort(key=lambda r: (r.period or "", r.currency or "", -r.revenue, -r.conversions,
+                             r.key))
+    return AttributionReport(model, by, since, until, action, interval, rows, totals)
 
 
 def _apportion(values: Sequence[float], total: Decimal) -> list[Decimal]:
@@ -205,18 +237,3 @@ def crm_records_without_marketing(conn: Connection, connection: str | None = Non
         found.append(RecordWithoutMarketing(r.name, r.remote_object, r.remote_id,
                                             r.visitor_key, r.call_ref, "; ".join(reasons)))
     return found
-
-
-def as_dict(report: AttributionReport) -> dict[str, Any]:
-    """The report as plain JSON values (amounts as strings, exact)."""
-    return {
-        "model": report.model, "by": report.by,
-        "from": report.since.isoformat() if report.since else None,
-        "to": report.until.isoformat() if report.until else None,
-        "action": report.action,
-        "rows": [{report.by: r.key, "currency": r.currency, "conversions": str(r.conversions),
-                  "revenue": str(r.revenue), "margin": str(r.margin)} for r in report.rows],
-        "totals": [{"currency": t.currency, "conversions": t.conversions,
-                    "revenue": str(t.revenue), "margin": str(t.margin)}
-                   for t in report.totals],
-    }

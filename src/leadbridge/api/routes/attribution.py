@@ -13,6 +13,7 @@ from leadbridge.api.deps import ConnDep, CurrentKey
 from leadbridge.conversions.attribution import MODELS, reattribute
 from leadbridge.conversions.reports import (
     DIMENSIONS,
+    INTERVALS,
     attribution_report,
     crm_records_without_marketing,
     parse_moment,
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/api/v1/attribution", tags=["attribution"])
 
 
 class ReportRowPublic(BaseModel):
+    period: str | None = Field(description="the day, week (its Monday) or month; with interval")
     key: str = Field(description="the channel, source or campaign")
     currency: str | None
     conversions: str = Field(description="credited conversions, two decimals")
@@ -31,6 +33,7 @@ class ReportRowPublic(BaseModel):
 
 
 class TotalsPublic(BaseModel):
+    period: str | None
     currency: str | None
     conversions: int
     revenue: str
@@ -43,6 +46,7 @@ class ReportPublic(BaseModel):
     start: datetime | None = Field(serialization_alias="from")
     end: datetime | None = Field(serialization_alias="to")
     action: str | None
+    interval: str | None
     rows: list[ReportRowPublic]
     totals: list[TotalsPublic]
 
@@ -70,19 +74,22 @@ def get_report(
     end: Annotated[str | None, Query(alias="to", description="ISO 8601 date (included) or "
                                      "time (excluded)")] = None,
     action: Annotated[str | None, Query(max_length=100)] = None,
+    interval: Annotated[str | None, Query(description=f"one of {', '.join(INTERVALS)}: "
+                                          "rows and totals per UTC period")] = None,
 ) -> ReportPublic:
     """Conversions, revenue and margin of the period by channel, source or campaign, per
     currency, under one attribution model; each column adds up to `totals`."""
     since, until = parse_period(start, end)
     report = attribution_report(conn, model=model, by=by, since=since, until=until,
-                                action=action)
+                                action=action, interval=interval)
     return ReportPublic(
         model=report.model, by=report.by, start=report.since, end=report.until,
-        action=report.action,
-        rows=[ReportRowPublic(key=r.key, currency=r.currency, conversions=str(r.conversions),
-                              revenue=str(r.revenue), margin=str(r.margin))
+        action=report.action, interval=report.interval,
+        rows=[ReportRowPublic(period=r.period, key=r.key, currency=r.currency,
+                              conversions=str(r.conversions), revenue=str(r.revenue),
+                              margin=str(r.margin))
               for r in report.rows],
-        totals=[TotalsPublic(currency=t.currency, conversions=t.conversions,
+        totals=[TotalsPublic(period=t.period, currency=t.currency, conversions=t.conversions,
                              revenue=str(t.revenue), margin=str(t.margin))
                 for t in report.totals])
 
