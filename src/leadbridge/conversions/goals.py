@@ -90,13 +90,15 @@ class Goals:
             if (record.object, record.id, stage) in done:
                 continue
             ref = f"crm:{connection_name}:{record.object}:{record.id}:{stage}"[:200]
-            conversion_id, reason = self._one(conn, writer, record, goal, ref, now)
+            conversion_id, reason = self._one(conn, connection_id, writer, record, goal, ref,
+                                              now)
             self._remember(conn, connection_id, record, stage, conversion_id, reason, now)
             outcomes.append(GoalOutcome(record.object, record.id, stage, conversion_id, reason))
         return outcomes
 
-    def _one(self, conn: Connection, writer: ConversionWriter, record: RemoteRecord,
-             goal: GoalSettings, ref: str, now: datetime) -> tuple[object | None, str | None]:
+    def _one(self, conn: Connection, connection_id: int, writer: ConversionWriter,
+             record: RemoteRecord, goal: GoalSettings, ref: str,
+             now: datetime) -> tuple[object | None, str | None]:
         visitor_key, call_ref = marketing_ids(record)
         if visitor_key is None and call_ref is None:
             return None, ("the record carries no visitor id or call reference to match it "
@@ -119,7 +121,8 @@ class Goals:
             return None, exc.reason
         outcome = writer.write([row])[0]
         if outcome.status == ACCEPTED:
-            self._point_record_at(conn, writer, record, outcome.conversion_id, row.occurred_at)
+            self._point_record_at(conn, connection_id, record, outcome.conversion_id,
+                                  row.occurred_at)
             return outcome.conversion_id, None
         if outcome.reason and outcome.reason.startswith("duplicate"):
             earlier = conn.execute(select(conversions.c.id).where(
@@ -128,10 +131,11 @@ class Goals:
                 return earlier, None
         return None, outcome.reason
 
-    def _point_record_at(self, conn: Connection, writer: ConversionWriter,
-                         record: RemoteRecord, conversion_id: object, at: datetime) -> None:
+    def _point_record_at(self, conn: Connection, connection_id: int, record: RemoteRecord,
+                         conversion_id: object, at: datetime) -> None:
         """The record that reached the goal shows this conversion's attribution."""
         conn.execute(update(crm_marketing_refs).where(
+            crm_marketing_refs.c.connection_id == connection_id,
             crm_marketing_refs.c.remote_object == record.object,
             crm_marketing_refs.c.remote_id == record.id).values(
             conversion_id=conversion_id, conversion_at=at, due=True))
