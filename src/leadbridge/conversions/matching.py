@@ -17,13 +17,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadbridge.store.bulk import driver_sql, in_markers
+from leadbridge.store.bulk import driver_sql, in_list
 
 __all__ = ["CallMatch", "VisitorMatch", "find_calls", "find_visitors", "pick_visitor",
            "rows_in"]
 
 # keeps each IN (...) under SQLite's and psycopg's parameter limits
-_CHUNK = 5000
+_CHUNK = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +53,8 @@ def rows_in(conn: Connection, sql: str, values: Collection[str]) -> Iterable[Seq
     cursor = conn.connection.cursor()  # the DBAPI's own rows: no Row objects per result
     try:
         for start in range(0, len(items), _CHUNK):
-            chunk = tuple(items[start:start + _CHUNK])
-            cursor.execute(driver_sql(sql.format(**{"in": in_markers(len(chunk), dialect)}),
-                                      dialect), chunk)
+            markers, params = in_list(items[start:start + _CHUNK], dialect)
+            cursor.execute(driver_sql(sql.format(**{"in": markers}), dialect), params)
             yield from cursor.fetchall()
     finally:
         cursor.close()

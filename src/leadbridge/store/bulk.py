@@ -81,9 +81,17 @@ def decimal_converter(dialect: str) -> _Convert:
     return _sqlite_decimal if dialect == "sqlite" else _same
 
 
-def in_markers(count: int, dialect: str) -> str:
-    """`?, ?, ...` (or `%s, ...`) for an IN list of `count` values."""
-    return ", ".join(["?" if dialect == "sqlite" else "%s"] * count)
+def in_list(values: Sequence[Any], dialect: str) -> tuple[str, tuple[Any, ...]]:
+    """Markers (`?, ?, ...` or `%s, ...`) and parameters for `IN (...)` over `values`.
+
+    The list is padded (repeating its last value) to a power of two: the driver keeps every
+    distinct statement it ran prepared (sqlite3 up to 128 per connection, each as large as its
+    parameter list), so one statement per list length would make memory grow batch by batch.
+    """
+    params = tuple(values)
+    if params:
+        params += params[-1:] * ((1 << (len(params) - 1).bit_length()) - len(params))
+    return ", ".join(["?" if dialect == "sqlite" else "%s"] * len(params)), params
 
 
 def _same(value: Any) -> Any:
