@@ -15,7 +15,7 @@ organic_search, paid_search, email, social, referral, campaign. The source is th
 campaign's `utm_source`, else the referrer's host without `www.`; the campaign is the
 campaign's name; both are `(none)` when the hit has none.
 
-One query reads the hits of up to 10,000 visitors (the intake's batches are smaller) in
+One query reads the hits of up to 8,192 visitors (the intake's batches are smaller) in
 visitor and time order through the (browser_visitor_id, occurred_at) index; only the columns
 sessions need travel, and a referrer only when its hit can start a session.
 """
@@ -30,11 +30,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadbridge.store.bulk import driver_sql, time_converter
+from leadbridge.store.bulk import driver_sql, in_list, time_converter
 from leadbridge.tracking.channels import DIRECT, NO_SOURCE, VISIT_STARTERS, visit_source
 
 SESSION_TIMEOUT = timedelta(minutes=30)
-_IDS_PER_QUERY = 10_000  # SQLite allows 32,766 parameters in a statement
+_IDS_PER_QUERY = 8192  # SQLite allows 32,766 parameters in a statement
 
 Touch = tuple[str, str, str]  # channel, source, campaign
 DIRECT_TOUCH: Touch = (DIRECT, NO_SOURCE, NO_SOURCE)
@@ -91,8 +91,9 @@ def read_sessions(conn: Connection, browser_visitor_ids: Sequence[int], *, since
     ids = sorted(set(browser_visitor_ids))
     found: dict[int, VisitorSessions] = {}
     for start in range(0, len(ids), _IDS_PER_QUERY):
-        chunk = ids[start : start + _IDS_PER_QUERY]
-        sql = driver_sql(_SQL.format(ids=", ".join("?" * len(chunk))), dialect)
+        # padded to a power of two: the driver keeps one prepared statement per list length
+        markers, chunk = in_list(ids[start : start + _IDS_PER_QUERY], dialect)
+        sql = driver_sql(_SQL.format(ids=markers), dialect)
         rows = conn.exec_driver_sql(sql, (*chunk, to_driver(since), to_driver(until)))
         _fold(rows.fetchall(), timeout, found)
     return found
