@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import pycountry
@@ -47,6 +48,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _VISITOR = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 _MAX_AMOUNT = Decimal(10) ** 14  # Numeric(18, 4)
 _END_OF_DAY = time(23, 59, 59, tzinfo=UTC)
+_BLANKS = [""] * 1000
 _LIMITS = {"action": 100, "title": 300, "transaction_ref": 200, "call_ref": 100}
 
 
@@ -115,6 +117,9 @@ class RowParser:
     """
 
     def __init__(self, header: Sequence[str]) -> None:
+        if len(header) >= len(_BLANKS):
+            raise ValueError(f"the header has {len(header)} columns; a conversions file has "
+                             f"at most {len(_BLANKS) - 1}")
         positions: dict[str, int] = {}
         for i, raw in enumerate(header):
             name = _ALIAS.get(raw.strip().lower())
@@ -130,7 +135,7 @@ class RowParser:
         if "occurred_at" not in positions:
             raise ValueError("the header needs an occurred_at (dt) column")
         self.positions = positions
-        self._order = [positions.get(name, -1) for name in COLUMNS]
+        self._pick = itemgetter(*[positions.get(name, len(header)) for name in COLUMNS])
         self.unknown = [h for h in header if h.strip().lower() not in _ALIAS]
         self._width = len(header)
 
@@ -144,7 +149,8 @@ class RowParser:
         if n > self._width:
             raise RowRejected(f"malformed row: {n} cells under a header of "
                               f"{self._width} columns (an unquoted delimiter?)")
-        return build(*[cells[i].strip() if 0 <= i < n else "" for i in self._order])
+        # blanks for a short row, and one more that the absent columns point at
+        return build(*map(str.strip, self._pick([*cells, *_BLANKS[: self._width + 1 - n]])))
 
     def parse_object(self, obj: Mapping[str, Any]) -> ConversionRow:
         """An API object (canonical or alias keys) as a conversion."""

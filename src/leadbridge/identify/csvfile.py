@@ -86,7 +86,7 @@ def read_table(stream: TextIO,
         while True:
             try:
                 for cells in reader:
-                    if any(c.strip() for c in cells):
+                    if cells and (cells[0].strip() or any(c.strip() for c in cells)):
                         yield reader.line_num, cells
                 return
             except csv.Error as exc:
