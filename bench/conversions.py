@@ -9,6 +9,7 @@ About 2% of rows repeat an earlier transaction (merged) and 2% are broken (rejec
 report's counts are checked to add up.
 
     python bench/conversions.py [--sizes 250000,500000,1000000] [--visitors 50000]
+                                [--no-attribution]
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(db: Path, data: Path, rows: int, queue: Any) -> None:
+def measure(db: Path, data: Path, rows: int, attribute: bool, queue: Any) -> None:
     """In a fresh process: the csv-module baseline, then the full import of the same file."""
     wall, cpu = time.perf_counter(), time.process_time()
     with data.open(newline="", encoding="utf-8-sig") as f:
@@ -122,7 +123,8 @@ def measure(db: Path, data: Path, rows: int, queue: Any) -> None:
     engine = make_engine(f"sqlite:///{db}", synchronous="NORMAL")
     before = rss_mib()
     wall, cpu = time.perf_counter(), time.process_time()
-    report = import_path(engine, data, settings=ConversionsSettings())
+    report = (import_path(engine, data, settings=ConversionsSettings()) if attribute
+              else import_path(engine, data, settings=ConversionsSettings(), attribute=None))
     full = (time.perf_counter() - wall, time.process_time() - cpu)
     after = rss_mib()
     engine.dispose()
@@ -137,10 +139,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="250000,500000,1000000")
     parser.add_argument("--visitors", type=int, default=50_000)
     parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--no-attribution", action="store_true",
+                        help="intake alone: validate, match, de-duplicate, store")
     args = parser.parse_args()
     print(f"conversions import, SQLite (synchronous=NORMAL), {args.visitors:,} browser visitors "
           f"with 3 hits each, {args.calls:,} calls; batches of "
-          f"{ConversionsSettings().batch_size:,} rows; attribution included")
+          f"{ConversionsSettings().batch_size:,} rows; attribution "
+          f"{'left out' if args.no_attribution else 'included'}")
     print(f"{'rows':>10} {'MiB':>6} | {'csv rows/s':>10} {'import rows/s':>13} {'ratio':>6} "
           f"| {'csv rows/s':>10} {'import rows/s':>13} {'ratio':>6} | {'accepted':>9} "
           f"{'merged':>7} {'rejected':>8} | {'RSS before':>10} {'RSS peak':>8}")
@@ -152,7 +157,8 @@ def main() -> None:
             keys, refs = seed(db, args.visitors, args.calls)
             generate(data, size, keys, refs)
             queue = ctx.Queue()
-            proc = ctx.Process(target=measure, args=(db, data, size, queue))
+            proc = ctx.Process(target=measure,
+                               args=(db, data, size, not args.no_attribution, queue))
             proc.start()
             r = queue.get()
             proc.join()
