@@ -119,6 +119,66 @@ class SyncSettings(BaseModel):
     mappings: dict[str, Any] = Field(default_factory=dict)
 
 
+class DropFolderSettings(BaseModel):
+    """A folder of conversion CSV files the hub polls: local, or on an SFTP or FTP server.
+
+    A file is taken once its size and modification time stayed the same for
+    `settle_seconds` (or upload it as NAME.csv.part and rename it when complete); processed
+    files move to done/ or failed/ beside it, each with NAME.report.json.
+    """
+
+    model_config = {"extra": "forbid"}
+    location: str = Field(default="", description="a folder path, sftp://user@host[:port]/path "
+                                                  "or ftp://user@host[:port]/path; empty: off")
+    poll_seconds: float = Field(default=300.0, ge=1.0)
+    settle_seconds: float = Field(default=5.0, ge=0.0)
+    password: str = Field(default="", description="SFTP/FTP password (prefer key_file for SFTP)")
+    key_file: Path | None = Field(default=None, description="SFTP client private key")
+    known_hosts: Path | None = Field(
+        default=None, description="SFTP known_hosts file; the server's key must be listed")
+
+
+class GoalSettings(BaseModel):
+    """A CRM stage that is a conversion: a record reaching it is recorded once, matched through
+    its visitor id or call reference, and attributed. The key is the stage as the CRM names it
+    (compared ignoring case, spaces and underscores: CLOSED_WON matches "Closed Won")."""
+
+    model_config = {"extra": "forbid"}
+    action: str = Field(default="sale", min_length=1, max_length=100)
+    object: str = Field(default="opportunities", min_length=1,
+                        description="the CRM object whose stage is watched")
+    stage_field: str = Field(default="stage", min_length=1)
+    value: float | None = Field(default=None, ge=0,
+                                description="a fixed value; none: the record's amount_field")
+    amount_field: str = "amount"
+    currency_field: str = "currency"
+    currency: str | None = Field(default=None, min_length=3, max_length=3,
+                                 description="ISO 4217, when the record has no currency")
+
+
+class ConversionsSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+    goals: dict[str, GoalSettings] = Field(
+        default_factory=dict, description="CRM stage -> conversion ([conversions.goals.STAGE])")
+    writeback_model: Literal["first_touch", "last_touch", "linear", "position_based"] = Field(
+        default="last_touch", description="whose channel, source and campaign are written to "
+                                          "the CRM record a conversion matched")
+    crm: bool = Field(default=True, description="read visitor ids and call references on CRM "
+                                                "records, record goals, write attribution back")
+    dedupe: Literal["transaction_ref", "action_ref_window"] = Field(
+        default="transaction_ref",
+        description="a second conversion with the same transaction reference is a duplicate; "
+                    "or only with the same action and reference within dedupe_window_minutes",
+    )
+    dedupe_window_minutes: float = Field(default=1440.0, ge=0.0)
+    batch_size: int = Field(default=5000, ge=1, le=20_000)
+    max_csv_bytes: int = Field(default=512 * 1024 * 1024, ge=1024,
+                               description="largest CSV accepted by the import endpoint")
+    max_json_items: int = Field(default=1000, ge=1,
+                                description="conversions in one POST /api/v1/conversions")
+    drop: DropFolderSettings = Field(default_factory=DropFolderSettings)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LEADBRIDGE_", env_nested_delimiter="__", extra="forbid"
@@ -136,6 +196,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
+    conversions: ConversionsSettings = Field(default_factory=ConversionsSettings)
 
     @model_validator(mode="after")
     def _public_url(self) -> Settings:

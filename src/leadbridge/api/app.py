@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from leadbridge import __version__
 from leadbridge.config import Settings
+from leadbridge.conversions.dropfolder import run_poller
 from leadbridge.errors import ConnectionBusy, CrmError, InputError, NotFound, StoreError
 from leadbridge.hub import Hub
 from leadbridge.jobs import Jobs, SyncSoon, open_jobs, schedule_sync
@@ -89,10 +90,14 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
         the_hub.start()
         upkeep = asyncio.create_task(_daily_upkeep(the_hub))
         app.state.jobs, work = _start_jobs(the_hub)
+        drop = (asyncio.create_task(run_poller(the_hub.engine, the_hub.settings))
+                if the_hub.settings.conversions.drop.location else None)
         try:
             yield
         finally:
             upkeep.cancel()
+            if drop is not None:
+                drop.cancel()
             if work is not None:
                 work.cancel()  # running jobs finish; none is started any more
                 with contextlib.suppress(asyncio.CancelledError):

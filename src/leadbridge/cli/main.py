@@ -6,8 +6,10 @@ import typer
 
 from leadbridge.cli import (
     apikeys,
+    attribution,
     connections,
     contacts,
+    conversions,
     db,
     organisations,
     privacy,
@@ -39,6 +41,8 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(connections.app, name="connections")
 app.add_typer(connections.secrets_app, name="secrets")
 app.add_typer(visitors.app, name="visitors")
+app.add_typer(conversions.app, name="conversions")
+attribution.register(conversions.app)
 app.command("serve")(serve.serve)
 app.command("sync")(sync.sync)
 app.command("worker")(worker.worker)

@@ -2,18 +2,19 @@
 
 SQLAlchemy Core costs more per row than the database does when a batch holds thousands of
 rows; here the SQL is built once per table and dialect, and each row becomes a tuple with
-only the conversions the driver cannot do itself (SQLite: UUIDs as 32 hex characters and
-naive UTC datetimes in SQLAlchemy's text format, the same storage Core uses).
+only the conversions the driver cannot do itself (SQLite: UUIDs as 32 hex characters, naive
+UTC datetimes in SQLAlchemy's text format and decimals as floats, the same storage Core uses).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Table, Uuid
+from sqlalchemy import Connection, Float, Numeric, Table, Uuid
 
 from leadbridge.store.tables import UTCDateTime
 
@@ -28,6 +29,10 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
 
 def _sqlite_uuid(value: UUID | None) -> str | None:
     return None if value is None else value.hex
+
+
+def _sqlite_decimal(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
 
 
 class BulkInsert:
@@ -45,6 +50,8 @@ class BulkInsert:
                     self.converters.append((i, _sqlite_datetime))
                 elif isinstance(column.type, Uuid):
                     self.converters.append((i, _sqlite_uuid))
+                elif isinstance(column.type, Numeric) and not isinstance(column.type, Float):
+                    self.converters.append((i, _sqlite_decimal))
 
     def tuples(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         columns, converters = self.columns, self.converters
@@ -68,6 +75,23 @@ def time_converter(dialect: str) -> _Convert:
 
 def uuid_converter(dialect: str) -> _Convert:
     return _sqlite_uuid if dialect == "sqlite" else _same
+
+
+def decimal_converter(dialect: str) -> _Convert:
+    return _sqlite_decimal if dialect == "sqlite" else _same
+
+
+def in_list(values: Sequence[Any], dialect: str) -> tuple[str, tuple[Any, ...]]:
+    """Markers (`?, ?, ...` or `%s, ...`) and parameters for `IN (...)` over `values`.
+
+    The list is padded (repeating its last value) to a power of two: the driver keeps every
+    distinct statement it ran prepared (sqlite3 up to 128 per connection, each as large as its
+    parameter list), so one statement per list length would make memory grow batch by batch.
+    """
+    params = tuple(values)
+    if params:
+        params += params[-1:] * ((1 << (len(params) - 1).bit_length()) - len(params))
+    return ", ".join(["?" if dialect == "sqlite" else "%s"] * len(params)), params
 
 
 def _same(value: Any) -> Any:

@@ -1,6 +1,6 @@
 """The hub's tables (SQLAlchemy Core). Alembic migrations are generated from this metadata.
 
-High-volume tables (hits) use time-ordered UUIDv7 keys; the rest use integer keys.
+High-volume tables (hits, conversions) use time-ordered UUIDv7 keys; the rest use integer keys.
 Scores are stored as *weights*: a hit of score s at time t adds s * 2**((t - epoch) / half_life)
 (see `leadbridge.scoring.decay`), so totals are updated with one atomic addition and ordering by
 weight orders by the current, decayed score.
@@ -22,6 +22,8 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -174,6 +176,8 @@ browser_visitors = Table(
     _ts("last_seen_at"),
     UniqueConstraint("site_id", "visitor_key"),
     Index("ix_browser_visitors_contact_id", "contact_id"),
+    # conversions name a visitor id without its site
+    Index("ix_browser_visitors_visitor_key", "visitor_key"),
 )
 
 hits = Table(
@@ -413,4 +417,180 @@ jobs = Table(
           postgresql_where=text("status = 'waiting'")),
     Index("uq_jobs_running_lock", "lock", unique=True, sqlite_where=text("status = 'running'"),
           postgresql_where=text("status = 'running'")),
+)
+
+
+# -- calls and conversions -----------------------------------------------------------------
+
+# Where a call or a conversion came from when no web session tells: the marketing source a
+# tracking number (or a campaign) was bought for. `channel` uses the tracking channel names.
+marketing_sources = Table(
+    "marketing_sources",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("channel", String(20)),
+    Column("source", String(300)),
+    Column("campaign", String(300)),
+    _ts("created_at", nullable=False),
+)
+
+# A phone number printed in one marketing source; a call to it is credited to that source.
+tracking_numbers = Table(
+    "tracking_numbers",
+    metadata,
+    Column("number", String(20), primary_key=True),  # E.164, e.g. +442071838750
+    Column("marketing_source_id", Integer,
+           ForeignKey("marketing_sources.id", ondelete="CASCADE"), nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+# A tracked phone call. `call_ref` is the call-tracking system's reference, the key operators
+# type into the CRM and conversion files carry; `browser_visitor_id` is set when the call came
+# from a tracked web session (the visitor id was sent with the call).
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("call_ref", String(100), nullable=False, unique=True),
+    Column("tracking_number", String(20), nullable=False),  # E.164, the number dialled
+    Column("caller_number", String(20)),  # E.164; NULL when the caller withheld it
+    _ts("started_at", nullable=False),
+    Column("duration_s", Integer, nullable=False, default=0),
+    Column("browser_visitor_id", Integer),
+    Column("site_id", Integer),
+    Column("marketing_source_id", Integer),  # from the tracking number, at intake
+    _ts("created_at", nullable=False),
+)
+
+# One offline conversion (a sale, a signed quote, a qualified call...). `visitor_key` and
+# `call_ref` are kept as sent; `browser_visitor_id`, `call_id` and `contact_id` are what they
+# matched. `dedupe_key` makes a second copy of a conversion a "merged" duplicate, never a second
+# row: "tx:<transaction_ref>" under the transaction-reference rule, "aw:<action>:<ref>:<time>"
+# under the action-and-reference-within-a-window rule (the window itself is checked on
+# transaction_ref), and "row:<digest of every field>" for rows without a transaction reference.
+conversions = Table(
+    "conversions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("action", String(100), nullable=False),
+    Column("title", String(300)),
+    _ts("occurred_at", nullable=False),
+    Column("transaction_ref", String(200)),
+    Column("amount", Numeric(18, 4)),
+    Column("currency", String(3)),  # ISO 4217, upper case; NULL only without amount and margin
+    Column("margin", Numeric(18, 4)),
+    Column("visitor_key", String(64)),
+    Column("call_ref", String(100)),
+    Column("browser_visitor_id", Integer),
+    Column("call_id", BigInteger),
+    Column("contact_id", Integer),
+    Column("source", String(12), nullable=False),  # api, csv, dropfolder, crm
+    Column("import_id", Integer),
+    Column("dedupe_key", String(300), nullable=False, unique=True),
+    _ts("created_at", nullable=False),
+    Index("ix_conversions_occurred_at", "occurred_at"),
+    Index("ix_conversions_transaction_ref", "transaction_ref",
+          sqlite_where=text("transaction_ref IS NOT NULL"),
+          postgresql_where=text("transaction_ref IS NOT NULL")),
+)
+
+# One file (or API body) of conversions. rows_read = accepted + merged + rejected, always.
+# A dry run validates without writing anything, so it has no row here.
+conversion_imports = Table(
+    "conversion_imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(12), nullable=False),  # cli, api, dropfolder
+    Column("filename", String(500)),
+    Column("sha256", String(64)),
+    _ts("started_at", nullable=False),
+    _ts("finished_at"),
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("accepted", BigInteger, nullable=False, default=0),
+    Column("merged", BigInteger, nullable=False, default=0),
+    Column("rejected", BigInteger, nullable=False, default=0),
+    Column("status", String(10), nullable=False),  # running, done, failed
+    Column("message", Text),  # why a whole file failed (encoding, header)
+)
+
+# Why a row was rejected, with its raw line (cut at 1,000 characters, `truncated` says so).
+conversion_rejections = Table(
+    "conversion_rejections",
+    metadata,
+    Column("import_id", Integer, ForeignKey("conversion_imports.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("row_number", BigInteger, nullable=False),  # line in the file; the header is line 1
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("truncated", Boolean, nullable=False, default=False),
+    PrimaryKeyConstraint("import_id", "row_number"),
+)
+
+
+# -- attribution and CRM goals --------------------------------------------------------------
+
+# How each conversion is credited: one row per conversion and touch (a web session, or the
+# call's marketing source, or "direct" when nothing is known), with that touch's weight under
+# each model (first touch, last touch, linear, position-based 40/20/40). A model's amount share
+# is the conversion's amount times its weight; the weights of a conversion add up to 1 under
+# every model. One row per touch, not per touch and model, keeps the intake's writes 2-4x
+# smaller; reports join the conversion (by the primary key) for its time, action and amounts,
+# so this table needs no index of its own.
+conversion_credits = Table(
+    "conversion_credits",
+    metadata,
+    Column("conversion_id", Uuid, nullable=False),
+    Column("touch", Integer, nullable=False),  # 0 = first touch
+    Column("touches", Integer, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("source", String(300), nullable=False),
+    Column("campaign", String(300), nullable=False),
+    _ts("session_started_at"),  # NULL: not a web session (a call's source, or direct)
+    Column("w_first", Float, nullable=False),
+    Column("w_last", Float, nullable=False),
+    Column("w_linear", Float, nullable=False),
+    Column("w_position", Float, nullable=False),
+    PrimaryKeyConstraint("conversion_id", "touch"),
+)
+
+# CRM records seen (by a sync cycle) carrying a visitor id or a call reference; the latest
+# conversion they match, whether its attribution is due to be written back to the record, and
+# what was written last (`written`: the CRM field values) or why the CRM refused it.
+crm_marketing_refs = Table(
+    "crm_marketing_refs",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("remote_object", String(60), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column("visitor_key", String(64)),
+    Column("call_ref", String(100)),
+    _ts("seen_at", nullable=False),
+    Column("conversion_id", Uuid),
+    _ts("conversion_at"),
+    Column("due", Boolean, nullable=False, default=False),
+    Column("written", JSON),
+    _ts("written_at"),
+    Column("write_error", Text),
+    PrimaryKeyConstraint("connection_id", "remote_object", "remote_id"),
+    Index("ix_crm_marketing_refs_visitor_key", "visitor_key"),
+    Index("ix_crm_marketing_refs_call_ref", "call_ref"),
+    Index("ix_crm_marketing_refs_conversion_id", "conversion_id"),
+)
+
+# A CRM record reaching a goal stage, recorded once per connection, record and stage.
+crm_goal_events = Table(
+    "crm_goal_events",
+    metadata,
+    Column("connection_id", Integer, ForeignKey("connections.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("remote_object", String(60), nullable=False),
+    Column("remote_id", String(100), nullable=False),
+    Column("stage", String(100), nullable=False),
+    Column("conversion_id", Uuid),  # NULL: not recorded (reason says why)
+    Column("reason", Text),
+    _ts("recorded_at", nullable=False),
+    PrimaryKeyConstraint("connection_id", "remote_object", "remote_id", "stage"),
 )

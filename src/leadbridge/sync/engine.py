@@ -42,6 +42,7 @@ from leadbridge.scoring.ruleset import load_decay
 from leadbridge.store.tables import sync_runs
 from leadbridge.sync import cursors, designation, errorqueue, links
 from leadbridge.sync.budget import ApiBudget, BudgetExhausted
+from leadbridge.sync.hooks import CycleHook
 from leadbridge.sync.hubobjects import HubObjects, HubRecord, hub_objects
 from leadbridge.sync.judge import Sides, Verdict, is_blank, judge
 from leadbridge.sync.mapping import MappingManual, ObjectMapping
@@ -89,7 +90,8 @@ class SyncEngine:
                  manual: MappingManual, *, dry_run: bool = False, max_attempts: int = 5,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 budget: ApiBudget | None = None) -> None:
+                 budget: ApiBudget | None = None,
+                 hooks: Sequence[CycleHook] = ()) -> None:
         self.db = db
         self.settings = settings
         self.connection_id = connection_id
@@ -100,6 +102,7 @@ class SyncEngine:
         self.sleep = sleep
         self.clock = clock
         self.budget = budget
+        self.hooks = hooks
 
     # -- the cycle -----------------------------------------------------------------------
 
@@ -139,6 +142,9 @@ class SyncEngine:
                                           direction="cycle", object=mapping.crm,
                                           record_key="*", reason=str(exc), now=start,
                                           retriable=exc.retriable, retry_after=exc.retry_after)
+        if not self.dry_run and not report.failures:  # a CRM that failed is left alone
+            for hook in self.hooks:
+                self._serve(hook, start, report)
         if report.paused_until is None and self.budget is not None and not self.dry_run:
             with self.db.begin() as conn:
                 errorqueue.resolve(conn, self.connection_id, "cycle", BUDGET_OBJECT, ["*"])
@@ -563,6 +569,40 @@ class SyncEngine:
                     report.count(f"push:{m.hub}", "recovered")
                 else:
                     links.remove(conn, link.id)  # never reached the CRM: create again
+
+    # -- hooks: work beside the mapping manual (sync/hooks.py) ---------------------------
+
+    def _serve(self, hook: CycleHook, start: datetime, report: CycleReport) -> None:
+        """Read the hook's objects like a pull, then send its updates like a push."""
+        try:
+            for obj, fields in hook.watched(self.connector.objects).items():
+                stream = f"{hook.name}:{obj}"
+                with self.db.connect() as conn:
+                    cursor = cursors.load(conn, self.connection_id, stream)
+                more = True
+                while more:
+                    page = self._call(self.connector.report,
+                                      ReportRequest(obj, cursor, start, PAGE_SIZE, fields))
+                    with self.db.begin() as conn:
+                        hook.on_records(conn, self.connection_id, page.records, start)
+                        cursors.save(conn, self.connection_id, stream, page.cursor, start)
+                    report.count(stream, "read", len(page.records))
+                    cursor, more = page.cursor, page.more
+            with self.db.begin() as conn:
+                updates = [u for u in hook.updates(conn, self.connection_id)
+                           if u.object in self.connector.objects]
+            for obj in dict.fromkeys(u.object for u in updates):
+                todo = [u for u in updates if u.object == obj]
+                size = self.connector.objects[obj].batch_size
+                for at in range(0, len(todo), size):
+                    order = todo[at : at + size]
+                    results = self._apply(order)
+                    with self.db.begin() as conn:
+                        hook.on_results(conn, self.connection_id, order, results, start)
+                    for result in results:
+                        report.count(f"{hook.name}:{obj}", result.outcome.value)
+        except ConnectorError as exc:
+            report.failures.append(f"{hook.name}: {exc}")
 
     # -- bookkeeping ---------------------------------------------------------------------
 

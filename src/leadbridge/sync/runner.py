@@ -14,6 +14,7 @@ from leadbridge.connections import (
     get_connection,
     list_connections,
 )
+from leadbridge.conversions.crmsync import ConversionsHook
 from leadbridge.keyring import load_keyring
 from leadbridge.sync.budget import ApiBudget, limits_for
 from leadbridge.sync.defaults import manual_for
@@ -47,9 +48,11 @@ def sync_connections(db: Engine, settings: Settings, name: str | None = None,
                 continue
             connector = build_connector(connection.kind, connection.settings, credentials)
             budget = ApiBudget(db, connection.id, limits_for(settings.sync, connection.name))
+            hooks = ([ConversionsHook(settings.conversions, connection.name)]
+                     if settings.conversions.crm else [])
             try:
                 report = SyncEngine(db, settings, connection.id, connector, manual,
-                                    dry_run=dry_run, budget=budget).run()
+                                    dry_run=dry_run, budget=budget, hooks=hooks).run()
             finally:
                 close_connector(connector)
         outcomes.append(CycleOutcome(connection.name, report))

@@ -72,3 +72,34 @@ def _referrer_channel(referrer: str, page_host: str) -> str:
     if _host_matches(host, _SOCIAL):
         return SOCIAL
     return REFERRAL
+
+
+# -- sources of visits (attribution) ---------------------------------------------------------
+
+NO_SOURCE = "(none)"  # the source and campaign of direct visits, and of visits without them
+VISIT_STARTERS = frozenset(CHANNELS) - {DIRECT}  # channels that name where a visit came from
+
+
+def starts_visit(channel: str | None) -> bool:
+    """Whether a hit of this channel names a marketing source (so it can start a new visit):
+    campaign parameters or an outside referrer. Direct and internal hits name none."""
+    return channel in VISIT_STARTERS
+
+
+def visit_source(channel: str | None, referrer: str | None, campaign_source: str | None) -> str:
+    """Who sent a visit: the campaign's `utm_source` (or Matomo's equivalents) when the hit
+    carries one, else the referrer's host without `www.`, else `(none)` (direct)."""
+    if campaign_source and campaign_source.strip():
+        return campaign_source.strip().lower()[:300]
+    if referrer and starts_visit(channel):
+        return _referrer_host(referrer) or NO_SOURCE
+    return NO_SOURCE
+
+
+@lru_cache(maxsize=50_000)
+def _referrer_host(referrer: str) -> str:
+    try:
+        host = (urlsplit(referrer).hostname or "").lower()
+    except ValueError:  # a malformed URL (an unclosed IPv6 bracket) names no host
+        return ""
+    return host[4:] if host.startswith("www.") else host

@@ -7,9 +7,13 @@ from fastapi import FastAPI
 
 def include_routes(app: FastAPI) -> None:
     from leadbridge.api.routes import (
+        attribution,
+        calls,
         connections,
         contacts,
+        conversions,
         hits,
+        marketing_sources,
         organisations,
         scoring,
         sites,
@@ -26,4 +30,9 @@ def include_routes(app: FastAPI) -> None:
     app.include_router(scoring.router)
     app.include_router(connections.router)
     app.include_router(sync.router)
+    app.include_router(calls.router)
+    app.include_router(marketing_sources.router)
+    app.include_router(marketing_sources.numbers_router)
+    app.include_router(conversions.router)
+    app.include_router(attribution.router)
     app.include_router(permalink.router)

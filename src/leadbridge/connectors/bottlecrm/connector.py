@@ -11,6 +11,11 @@ that answers no id, so this connector:
 - applies one record per request (`batch_size` 1, the honest figure for budgets);
 - creates through the client, which finds the new id by the object's unique natural key.
 
+Leads, contacts and opportunities also offer the marketing fields of
+`leadbridge.connectors.marketing` (visitor id, call reference, and the attributed channel,
+source and campaign written back): BottleCRM has no custom fields, so they are lines of the
+record's description (`marketing.py`), read on every report and rewritten in place on update.
+
 Natural match keys (what `find` filters on): leads `email` then `title` (title is the one
 BottleCRM keeps unique), contacts `email`, accounts `domain` then `name`, opportunities
 `name`, tasks `title`. Text matches ignore case and surrounding space; a blank value never
@@ -30,7 +35,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -56,6 +61,7 @@ from leadbridge.connectors.bottlecrm.errors import (
     BottleCRMRetriableError,
     BottleCRMValidationError,
 )
+from leadbridge.connectors.bottlecrm.marketing import read_fields, write_fields
 from leadbridge.connectors.bottlecrm.objects import SHAPES, BottleCRMObject, ObjectShape, Record
 from leadbridge.connectors.bottlecrm.visitorblock import (
     FIELDS as VISITOR_FIELDS,
@@ -65,6 +71,7 @@ from leadbridge.connectors.bottlecrm.visitorblock import (
     read_block,
     write_block,
 )
+from leadbridge.connectors.marketing import MARKETING_FIELDS
 
 _MATCH_KEYS: Mapping[BottleCRMObject, tuple[str, ...]] = {
     BottleCRMObject.LEADS: ("email", "title"),
@@ -79,12 +86,16 @@ _VIRTUAL: Mapping[BottleCRMObject, tuple[str, ...]] = {
     BottleCRMObject.ACCOUNTS: ("domain", *VISITOR_FIELDS),
     BottleCRMObject.CONTACTS: VISITOR_FIELDS,
 }
+# objects carrying the marketing fields as lines of their description
+_WITH_MARKETING = (BottleCRMObject.LEADS, BottleCRMObject.CONTACTS,
+                   BottleCRMObject.OPPORTUNITIES)
 
 OBJECTS: Mapping[str, ObjectSpec] = {
     obj.value: ObjectSpec(
         name=obj.value,
         batch_size=1,
-        fields=(*shape.writable, *shape.relations, *_VIRTUAL.get(obj, ())),
+        fields=(*shape.writable, *shape.relations, *_VIRTUAL.get(obj, ()),
+                *(MARKETING_FIELDS if obj in _WITH_MARKETING else ())),
         match_keys=_MATCH_KEYS[obj],
         required=shape.required,
         modified_since=False,
@@ -216,6 +227,7 @@ class BottleCRMConnector:
             return ItemResult(item.ref, Outcome.FAILED, reason="; ".join(
                 f"{name}: BottleCRM {spec.name} have no such field" for name in unknown))
         try:
+            item = self._with_description(obj, item)
             if item.operation is Operation.CREATE:
                 new_id = self.client.create(obj, _outgoing(obj, item.fields, None))
                 return ItemResult(item.ref, Outcome.CREATED, remote_id=str(new_id))
@@ -248,6 +260,21 @@ class BottleCRMConnector:
                               retry_after=exc.retry_after)
         except BottleCRMError as exc:
             return ItemResult(item.ref, Outcome.FAILED, reason=str(exc))
+
+    def _with_description(self, obj: BottleCRMObject, item: OrderItem) -> OrderItem:
+        """The item with its marketing fields written into the record's description."""
+        marketing = {k: v for k, v in item.fields.items() if k in MARKETING_FIELDS}
+        if not marketing or item.operation is Operation.DELETE:
+            return item
+        fields = {k: v for k, v in item.fields.items() if k not in MARKETING_FIELDS}
+        description = fields.get("description")
+        record_id = _int_id(item.remote_id)
+        if "description" not in fields and item.operation is Operation.UPDATE and record_id:
+            description = self.client.get(obj, record_id).get("description")
+            if obj in _VIRTUAL:  # the Website Visitor block is rewritten after these lines
+                description, _ = read_block(description)
+        fields["description"] = write_fields(description, marketing)
+        return replace(item, fields=fields)
 
     def _update_lead(self, item: OrderItem, record_id: int) -> ItemResult:
         """Update a lead, or answer REMAPPED with the account a converted lead became.
@@ -316,6 +343,8 @@ def _remote(shape: ObjectShape, record: Record) -> RemoteRecord:
     for param, (key, attribute) in shape.relations.items():
         fields[param] = [item[attribute] for item in record.get(key) or []
                          if isinstance(item, Mapping)]
+    if shape.name in _WITH_MARKETING:
+        fields.update(read_fields(record.get("description")))
     if shape.name in _VIRTUAL:
         fields["description"], block = read_block(fields.get("description"))
         fields.update(block)

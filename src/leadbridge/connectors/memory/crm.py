@@ -57,8 +57,8 @@ class _Quota:
 
 
 class MemoryCRM:
-    """An in-memory CRM with accounts, contacts, leads, tasks and Website Visitor and Website
-    Hit records (see `objects.py`).
+    """An in-memory CRM with accounts, contacts, leads, opportunities, tasks and Website
+    Visitor and Website Hit records (see `objects.py`).
 
     Contract behaviour: `report` pages by the (modified time, id) cursor up to `until`, with
     soft-deleted records as `deleted=True`; `apply` refuses orders above `batch_size`

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from leadbridge.connectors.base import JSONValue, ObjectSpec
+from leadbridge.connectors.marketing import MARKETING_FIELDS
 
 DEFAULT_BATCH_SIZE = 50
 
@@ -20,9 +21,12 @@ _FIELDS: dict[str, tuple[str, ...]] = {
                  "city", "country", "owner", "score", "band", "last_visit", "permalink"),
     "contacts": ("email", "first_name", "last_name", "phone", "job_title", "company",
                  "account_id", "city", "country", "owner", "source", "score", "band",
-                 "do_not_email", *_VISITOR_ON_CONTACT),
+                 "do_not_email", *_VISITOR_ON_CONTACT, *MARKETING_FIELDS),
     "leads": ("email", "first_name", "last_name", "phone", "job_title", "company", "status",
-              "source", "campaign", "owner", "score", "band", "do_not_email"),
+              "source", "campaign", "owner", "score", "band", "do_not_email",
+              *MARKETING_FIELDS),
+    "opportunities": ("name", "stage", "amount", "currency", "close_date", "account_id",
+                      "contact_id", "owner", *MARKETING_FIELDS),
     "tasks": ("subject", "description", "due", "status", "priority", "owner",
               "regarding_object", "regarding_id"),
     # a CRM with Website Visitor and Website Hit entities of its own (as Dynamics has)
@@ -33,10 +37,11 @@ _FIELDS: dict[str, tuple[str, ...]] = {
                      "page_name", "category", "score", "channel", "campaign"),
 }
 _MATCH_KEYS = {"accounts": ("domain", "name"), "contacts": ("email",), "leads": ("email",),
-               "website_visitors": ("domain", "name"), "website_hits": ("hit_id",)}
+               "website_visitors": ("domain", "name"), "website_hits": ("hit_id",),
+               "opportunities": ("name",)}
 _REQUIRED = {"accounts": ("name",), "contacts": ("email",), "leads": ("email",),
-             "tasks": ("subject",), "website_visitors": ("name",),
-             "website_hits": ("hit_id", "regarding_id", "url")}
+             "tasks": ("subject",), "opportunities": ("name", "stage"),
+             "website_visitors": ("name",), "website_hits": ("hit_id", "regarding_id", "url")}
 
 # Fields a converted lead hands over to the contact it becomes.
 CONVERTED_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "company",
@@ -44,8 +49,9 @@ CONVERTED_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "c
 
 
 def default_objects(batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, ObjectSpec]:
-    """accounts (match: domain, name), contacts (email), leads (email), tasks, and the
-    Website Visitor entities: website_visitors (domain, name) and website_hits (hit_id)."""
+    """accounts (match: domain, name), contacts (email), leads (email), opportunities (name),
+    tasks, and the Website Visitor entities: website_visitors (domain, name) and website_hits
+    (hit_id); leads, contacts and opportunities carry the marketing fields."""
     return {
         name: ObjectSpec(name=name, batch_size=batch_size, fields=fields,
                          match_keys=_MATCH_KEYS.get(name, ()), required=_REQUIRED[name])

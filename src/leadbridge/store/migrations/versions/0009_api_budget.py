@@ -1,7 +1,7 @@
 """api_budgets: per-connection API calls spent and the CRM's last reported limits
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import leadbridge.store.tables
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
