@@ -191,3 +191,25 @@ def test_ping_and_next_page_measure_time_on_page(client: TestClient, site_id: in
     track(client, site_id, "https://www.example.com/two", _id=vid, cdt=at(42))
     got = rows(hub.engine, "SELECT url, time_on_page FROM hits ORDER BY occurred_at")
     assert [(g.url[-3:], g.time_on_page) for g in got] == [("one", 42), ("two", None)]
+
+
+def test_browser_last_seen_moves_in_steps_of_a_few_minutes(client: TestClient, site_id: int,
+                                                            hub: Hub) -> None:
+    t0 = datetime.now(UTC) - timedelta(minutes=20)
+
+    def at(seconds: int) -> str:
+        return str(int((t0 + timedelta(seconds=seconds)).timestamp()))
+
+    def last_seen() -> datetime:
+        value = scalar(hub.engine, "SELECT last_seen_at FROM browser_visitors")
+        return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+    vid = "bbbbbbbbbbbbbbbb"
+    for seconds in (0, 60):  # a new browser, then one page view a minute later
+        track(client, site_id, "https://www.example.com/a", _id=vid, cdt=at(seconds))
+    first = last_seen()
+    track(client, site_id, "https://www.example.com/b", _id=vid, cdt=at(120))
+    assert last_seen() == first  # within SEEN_PRECISION of what is stored: not rewritten
+    track(client, site_id, "https://www.example.com/c", _id=vid, cdt=at(60 + 6 * 60))
+    assert last_seen() - first >= timedelta(minutes=5)
+    assert scalar(hub.engine, "SELECT count(*) FROM hits") == 4

@@ -43,6 +43,9 @@ from leadbridge.store.tables import (
 )
 
 VISIT_GAP = timedelta(minutes=30)
+# a browser's last_seen_at is rewritten only when it moved by this much: a visitor reading
+# several pages costs one update, not one per page view
+SEEN_PRECISION = timedelta(minutes=5)
 _CACHE_LIMIT = 200_000
 
 
@@ -150,6 +153,7 @@ class BatchWriter:
     # (kind, id) -> score weight as of this writer's last batch; None: not a Website Visitor
     weights: dict[tuple[str, int], float | None] = field(default_factory=dict)
     _weights_since: float = 0.0
+    seen_written: dict[int, datetime] = field(default_factory=dict)  # browser -> last_seen_at
     _seen_version: str | None = None
     _version_checked: float = 0.0
 
@@ -158,6 +162,7 @@ class BatchWriter:
         self.orgs.clear()
         self.last_hit.clear()
         self.weights.clear()
+        self.seen_written.clear()
 
     def refresh_if_changed(self, conn: Connection, monotonic_now: float) -> None:
         if monotonic_now - self._version_checked < 1.0:
@@ -171,7 +176,7 @@ class BatchWriter:
     def write(self, conn: Connection, batch: list[PreparedHit], now: datetime) -> None:
         """Store `batch` on `conn` (the caller commits)."""
         sql = _statements(conn.dialect.name)
-        if len(self.browsers) > _CACHE_LIMIT or len(self.last_hit) > _CACHE_LIMIT:
+        if max(len(self.browsers), len(self.last_hit), len(self.seen_written)) > _CACHE_LIMIT:
             self.forget()
         rebased = rebase(conn, self.decay, now)
         if rebased is not None:
@@ -238,9 +243,9 @@ class BatchWriter:
             stamp = to_time(now)
             conn.exec_driver_sql(sql.contact_organisation, [
                 (org, stamp, contact, org, org) for contact, org in contact_org.items()])
-        if browser_last:
-            conn.exec_driver_sql(sql.browser_seen,
-                                 [(to_time(v), k) for k, v in browser_last.items()])
+        seen = self._seen_to_write(browser_last)
+        if seen:
+            conn.exec_driver_sql(sql.browser_seen, [(to_time(v), k) for k, v in seen])
         if self.on_band_change is not None and self.bands is not None:
             moved = self._band_moved(conn, org_totals, now, website_visitors=True)
             if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:
@@ -289,6 +294,16 @@ class BatchWriter:
         return moved
 
     # -- steps ---------------------------------------------------------------------------
+
+    def _seen_to_write(self, latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
+        """The browsers whose stored last_seen_at is SEEN_PRECISION or more behind."""
+        out = []
+        for bv_id, moment in latest.items():
+            written = self.seen_written.get(bv_id)
+            if written is None or moment - written >= SEEN_PRECISION:
+                out.append((bv_id, moment))
+                self.seen_written[bv_id] = moment
+        return out
 
     def _browser_ids(
         self, conn: Connection, sql: _Statements, batch: list[PreparedHit], upserted: set[int]
