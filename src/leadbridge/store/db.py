@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -59,3 +61,15 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         # transaction waits for its turn instead of failing with SQLITE_BUSY
         immediate = conn.get_execution_options().get("writer", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that asks for SQLite's write lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads first cannot upgrade to a write once another connection
+    (the intake, say) has committed since its read began: SQLite answers "database is locked"
+    at once instead of waiting. On PostgreSQL this is a plain transaction.
+    """
+    with engine.connect().execution_options(writer=True) as conn, conn.begin():
+        yield conn

@@ -48,6 +48,7 @@ from leadbridge.errors import ConnectionBusy, CrmError, InputError, NotFound
 from leadbridge.identify.organisations import WEBSITE_VISITOR_TYPES, get_organisation
 from leadbridge.keyring import load_keyring
 from leadbridge.scoring.ruleset import load_decay
+from leadbridge.store.db import writing
 from leadbridge.sync import links
 from leadbridge.sync.defaults import manual_for
 from leadbridge.sync.hubobjects import HubRecord, WebsiteVisitorObjects
@@ -149,7 +150,7 @@ def _check_visitor(conn: Any, visitor_id: int) -> None:
 def _existing(db: Engine, connection: CrmConnection, m: ObjectMapping,
               visitor_id: int) -> AccountLink | None:
     hub_id = str(visitor_id)
-    with db.begin() as conn:
+    with writing(db) as conn:
         link = links.by_hub(conn, connection.id, m.hub, [hub_id]).get(hub_id)
         if link is None:
             return None
@@ -240,7 +241,7 @@ class _Association:
                                            to_crm), f"update {self.m.crm} {account.id}")
             if result.outcome == Outcome.UPDATED:
                 agreed.update(to_crm)  # else the next sync cycle pushes them again
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             links.add(conn, self.connection.id, self.m.hub, record.id, self.m.crm, account.id,
                       agreed, self.now)
             self.hub.write(conn, record.id, to_hub)
@@ -256,7 +257,7 @@ class _Association:
                              f"{', '.join(missing)}, and website visitor {record.id} has no "
                              "value for it; give it a constant in the mapping manual "
                              f"([sync.mappings.{self.connection.name}] constants)")
-        with self.db.begin() as conn:  # the intent first: a crash below cannot double it
+        with writing(self.db) as conn:  # the intent first: a crash below cannot double it
             links.add_intents(conn, self.connection.id, self.m.hub, self.m.crm,
                               [(record.id, payload)])
         item = OrderItem(record.id, self.m.crm, Operation.CREATE, None, payload)
@@ -267,12 +268,12 @@ class _Association:
                 return self._confirmed(record.id)
             raise
         if result.outcome == Outcome.CREATED and result.remote_id:
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 links.confirm_intents(conn, self.connection.id, self.m.hub,
                                       [(record.id, result.remote_id)], self.now)
                 self.hub.linked(conn, self.m, record.id, result.remote_id)
             return result.remote_id
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             links.remove_intent(conn, self.connection.id, self.m.hub, record.id)
         raise CrmError(f"connection {self.connection.name!r} refused the new {self.m.crm} "
                        f"record for website visitor {record.id}: "
@@ -295,7 +296,7 @@ class _Association:
             found = self.connector.find(self.m.crm, match) if match else []
         except ConnectorError:
             return False  # still unreachable: the next sync cycle resolves the intent
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             if found:
                 chosen = min(found, key=lambda r: (len(r.id), r.id))
                 links.confirm_intents(conn, self.connection.id, self.m.hub,

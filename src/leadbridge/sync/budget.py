@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from leadbridge.config import BudgetSettings, SyncSettings
 from leadbridge.connectors.ratelimits import RateInfo
 from leadbridge.errors import LeadBridgeError
+from leadbridge.store.db import writing
 from leadbridge.store.tables import api_budgets
 
 
@@ -141,7 +142,7 @@ class ApiBudget:
             absorbed = self._absorb(rate, refused)
             values.update(absorbed)
             changes.update({name: ins.excluded[name] for name in absorbed})
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             conn.execute(ins.values(connection_id=self.connection_id, **values)
                          .on_conflict_do_update(index_elements=[t.connection_id], set_=changes))
 

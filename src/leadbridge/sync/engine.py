@@ -39,6 +39,7 @@ from leadbridge.connectors.base import (
     rate_info_of,
 )
 from leadbridge.scoring.ruleset import load_decay
+from leadbridge.store.db import writing
 from leadbridge.store.tables import sync_runs
 from leadbridge.sync import cursors, designation, errorqueue, links
 from leadbridge.sync.budget import ApiBudget, BudgetExhausted
@@ -111,7 +112,7 @@ class SyncEngine:
         calls_before = self.connector.calls
         report = CycleReport(run_id=None if self.dry_run else self._open_run(start))
         if not self.dry_run:
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 errorqueue.dismiss_stale(conn, start)
             self._backfill_changed_mappings(start)
         with self.db.connect() as conn:
@@ -128,7 +129,7 @@ class SyncEngine:
                     self._pull(mapping, spec, hub, start, report)
                 self._push(mapping, spec, hub, start, report)
                 if not self.dry_run:  # the CRM answered again: its outage error is over
-                    with self.db.begin() as conn:
+                    with writing(self.db) as conn:
                         errorqueue.resolve(conn, self.connection_id, "cycle", mapping.crm,
                                            ["*"])
             except BudgetExhausted as exc:
@@ -137,16 +138,20 @@ class SyncEngine:
             except ConnectorError as exc:
                 report.failures.append(f"{mapping.hub} <-> {mapping.crm}: {exc}")
                 if not self.dry_run:
-                    with self.db.begin() as conn:
+                    with writing(self.db) as conn:
                         errorqueue.record(conn, self.connection_id, level="job",
                                           direction="cycle", object=mapping.crm,
                                           record_key="*", reason=str(exc), now=start,
                                           retriable=exc.retriable, retry_after=exc.retry_after)
-        if not self.dry_run and not report.failures:  # a CRM that failed is left alone
-            for hook in self.hooks:
-                self._serve(hook, start, report)
+        if not self.dry_run and not report.failures and report.paused_until is None:
+            for hook in self.hooks:  # a CRM that failed, or a spent budget, is left alone
+                try:
+                    self._serve(hook, start, report)
+                except BudgetExhausted as exc:
+                    self._pause(exc, report, start)
+                    break
         if report.paused_until is None and self.budget is not None and not self.dry_run:
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 errorqueue.resolve(conn, self.connection_id, "cycle", BUDGET_OBJECT, ["*"])
         report.api_calls = self.connector.calls - calls_before
         if report.run_id is not None:
@@ -156,7 +161,7 @@ class SyncEngine:
     def _backfill_changed_mappings(self, now: datetime) -> None:
         """A mapping that changed (a field added, say) is applied to every record: its
         cursors start over, so the next pull and push consider everything."""
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             for mapping in self.manual.objects:
                 stream = f"manual:{mapping.hub}:{mapping.crm}"
                 fingerprint = hashlib.sha256(mapping.model_dump_json().encode()).hexdigest()
@@ -174,7 +179,7 @@ class SyncEngine:
         if self.dry_run:
             return
         wait = max((exc.resumes_at - now).total_seconds(), 0.0)
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             errorqueue.record(conn, self.connection_id, level="job", direction="cycle",
                               object=BUDGET_OBJECT, record_key="*", reason=str(exc), now=now,
                               retriable=True, retry_after=wait)
@@ -244,7 +249,7 @@ class SyncEngine:
         while True:
             page = self._call(self.connector.report, ReportRequest(
                 m.crm, cursor, start, PAGE_SIZE, crm_fields))
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 # one query each for the page's links and their hub records, not per record
                 known = links.by_remote(conn, self.connection_id, m.crm,
                                         [r.id for r in page.records])
@@ -375,7 +380,7 @@ class SyncEngine:
         for chunk in self._candidates(hub, since, due):
             self._push_chunk(m, spec, hub, [r for r in chunk if r.id not in held], start, report)
         if not self.dry_run and not report.failures:
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 cursors.save(conn, self.connection_id, stream, start.isoformat(), start)
 
     def _candidates(self, hub: HubObjects, since: datetime | None,
@@ -475,7 +480,7 @@ class SyncEngine:
         if not creates:
             return
         # intents for the whole chunk first: a crash anywhere below cannot cause a duplicate
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             links.add_intents(conn, self.connection_id, m.hub, m.crm,
                               [(record.id, values) for record, values in creates])
         answered: list[tuple[tuple[HubRecord, dict[str, Any]], ItemResult]] = []
@@ -488,7 +493,7 @@ class SyncEngine:
         except BudgetExhausted as exc:
             # creates never sent need no look-up next time: drop their intents
             unsent = creates[len(answered) + (spec.batch_size if exc.sent else 0):]
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 for record, _ in unsent:
                     links.remove_intent(conn, self.connection_id, m.hub, record.id)
             raise
@@ -500,7 +505,7 @@ class SyncEngine:
                         now: datetime, report: CycleReport) -> None:
         stream = f"push:{m.hub}"
         if answered:
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 done: list[str] = []
                 confirmed: list[tuple[str, str]] = []
                 for (record, _), result in answered:
@@ -524,7 +529,7 @@ class SyncEngine:
             order = [OrderItem(link.hub_id, m.crm, Operation.UPDATE, link.remote_id, changed)
                      for link, changed, _ in batch]
             results = self._apply(order)
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 done: list[str] = []
                 settled: list[tuple[int, str, Mapping[str, Any]]] = []
                 for (link, _, agreed), result in zip(batch, results, strict=True):
@@ -562,7 +567,7 @@ class SyncEngine:
             found = self._call(self.connector.find, m.crm, match) if match else []
             if self.dry_run:
                 continue
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 if found:
                     chosen = min(found, key=lambda r: (len(r.id), r.id))
                     links.settle(conn, link.id, chosen.id, link.values, self.clock())
@@ -583,12 +588,12 @@ class SyncEngine:
                 while more:
                     page = self._call(self.connector.report,
                                       ReportRequest(obj, cursor, start, PAGE_SIZE, fields))
-                    with self.db.begin() as conn:
+                    with writing(self.db) as conn:
                         hook.on_records(conn, self.connection_id, page.records, start)
                         cursors.save(conn, self.connection_id, stream, page.cursor, start)
                     report.count(stream, "read", len(page.records))
                     cursor, more = page.cursor, page.more
-            with self.db.begin() as conn:
+            with writing(self.db) as conn:
                 updates = [u for u in hook.updates(conn, self.connection_id)
                            if u.object in self.connector.objects]
             for obj in dict.fromkeys(u.object for u in updates):
@@ -597,7 +602,7 @@ class SyncEngine:
                 for at in range(0, len(todo), size):
                     order = todo[at : at + size]
                     results = self._apply(order)
-                    with self.db.begin() as conn:
+                    with writing(self.db) as conn:
                         hook.on_results(conn, self.connection_id, order, results, start)
                     for result in results:
                         report.count(f"{hook.name}:{obj}", result.outcome.value)
@@ -621,7 +626,7 @@ class SyncEngine:
         self._note(report, "push", hub_object, "skip", key, reason)
         if self.dry_run:
             return
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             errorqueue.record(conn, self.connection_id, level="record", direction="push",
                               object=hub_object, record_key=key, now=now, retriable=retriable,
                               reason=reason)
@@ -632,13 +637,13 @@ class SyncEngine:
             report.plan.append(PlannedChange(direction, obj, op, key, why))
 
     def _open_run(self, start: datetime) -> int:
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             return int(conn.execute(insert(sync_runs).values(
                 connection_id=self.connection_id, started_at=start, status="running",
                 dry_run=False, counts={}, api_calls=0).returning(sync_runs.c.id)).scalar_one())
 
     def _close_run(self, report: CycleReport) -> None:
-        with self.db.begin() as conn:
+        with writing(self.db) as conn:
             conn.execute(update(sync_runs).where(sync_runs.c.id == report.run_id).values(
                 finished_at=self.clock(), status=report.status, api_calls=report.api_calls,
                 counts={k: dict(v) for k, v in report.counts.items()},
