@@ -243,7 +243,7 @@ class _Association:
         with self.db.begin() as conn:
             links.add(conn, self.connection.id, self.m.hub, record.id, self.m.crm, account.id,
                       agreed, self.now)
-            self.hub.write(conn, record.id, to_hub)
+            self.hub.write(conn, record.id, to_hub, origin=self.connection.name)
             self.hub.linked(conn, self.m, record.id, account.id)
 
     def _create(self, record: HubRecord) -> str:
