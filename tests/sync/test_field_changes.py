@@ -15,6 +15,8 @@ from leadbridge.connectors.memory import MemoryCRM
 from leadbridge.connectors.memory.clock import MemoryClock
 from leadbridge.hub import Hub
 from leadbridge.identify import organisations as orgs
+from leadbridge.identify.contacts import Identity, get_or_create_contact
+from leadbridge.privacy.erase import erase_contact
 from leadbridge.scoring.ruleset import load_decay
 from leadbridge.store import field_changes, tables
 from leadbridge.store.tables import connections, contacts, organisations
@@ -23,7 +25,7 @@ from leadbridge.sync.engine import CycleReport, SyncEngine
 from leadbridge.sync.hubobjects import ContactObjects
 from leadbridge.sync.mapping import MappingManual
 from support import scalar
-from visitor_seed import seed_world
+from visitor_seed import DECAY, seed_world
 
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -273,3 +275,26 @@ def test_a_merge_logs_the_values_the_survivor_takes(engine: Engine) -> None:
         orgs.merge(conn, source, survivor)
     assert {(c.hub_id, c.field, c.value) for c in logged(engine) if c.field == "phone"} == {
         (str(survivor), "phone", "+44 20 7946 0000")}
+
+
+def test_a_name_given_at_identification_fills_a_missing_one_and_is_logged(
+        engine: Engine) -> None:
+    contact = add_contact(engine, "fay@example.com", "Fay")
+    with engine.begin() as conn:
+        conn.execute(update(contacts).where(contacts.c.id == contact).values(name=None))
+        get_or_create_contact(conn, Identity(email="fay@example.com", name="Fay Wray"), NOW)
+        get_or_create_contact(conn, Identity(email="fay@example.com", name="Other"), NOW)
+    assert scalar(engine, "SELECT name FROM contacts") == "Fay Wray"  # only fills a blank
+    assert [(c.field, c.value, c.origin, c.changed_at) for c in logged(engine)] == [
+        ("name", "Fay Wray", None, NOW)]
+
+
+def test_erasing_a_contact_erases_its_logged_changes(engine: Engine,
+                                                     settings: Settings) -> None:
+    gone = add_contact(engine, "gus@example.com", "Gus")
+    kept = add_contact(engine, "hal@example.com", "Hal")
+    person_edits(engine, settings, gone, NOW, email="gus@new.example.com")
+    person_edits(engine, settings, kept, NOW, name="Hal 9000")
+    with engine.begin() as conn:
+        erase_contact(conn, "gus@new.example.com", DECAY)
+    assert [(c.hub_id, c.value) for c in logged(engine)] == [(str(kept), "Hal 9000")]
