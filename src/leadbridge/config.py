@@ -112,6 +112,9 @@ class SyncSettings(BaseModel):
     # a new Website Visitor or a band change syncs every connection this soon (a burst of
     # events within it becomes one cycle per connection)
     push_delay_seconds: float = Field(default=3.0, ge=0, le=3600)
+    # the field-change log keeps a change at most this long, even when a connection that has
+    # not synced since (disabled, failing) has not considered it yet
+    change_log_days: float = Field(default=90.0, gt=0)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     # per connection name: overrides of `budget`, setting by setting
     budgets: dict[str, BudgetSettings] = Field(default_factory=dict)

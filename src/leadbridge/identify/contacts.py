@@ -18,6 +18,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from leadbridge.errors import InputError
 from leadbridge.scoring.decay import Decay
+from leadbridge.store import field_changes
 from leadbridge.store.tables import browser_visitors, contacts, hits
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -81,15 +82,17 @@ def read_contact_token(secret: str, token: str) -> str | None:
 
 
 def get_or_create_contact(conn: Connection, identity: Identity, now: datetime) -> int:
-    """The contact for `identity` (by email first, then CRM id), created when new."""
+    """The contact for `identity` (by email first, then CRM id), created when new. A name
+    given fills a contact's missing one (a logged change the sync sends on)."""
     for column, value in ((contacts.c.email, identity.email),
                           (contacts.c.external_id, identity.external_id)):
         if value:
             found = conn.execute(select(contacts.c.id).where(column == value)).scalar()
             if found is not None:
-                if identity.name:
-                    conn.execute(update(contacts).where(contacts.c.id == found,
-                                 contacts.c.name.is_(None)).values(name=identity.name))
+                if identity.name and conn.execute(
+                        update(contacts).where(contacts.c.id == found, contacts.c.name.is_(None))
+                        .values(name=identity.name, updated_at=now)).rowcount:
+                    field_changes.record(conn, "contact", found, {"name": identity.name}, now)
                 return int(found)
     return int(conn.execute(
         insert(contacts).values(

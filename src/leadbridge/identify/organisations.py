@@ -1,10 +1,11 @@
 """Organisations behind visits: created from reverse-IP matches, corrected by people.
 
 Resolvers name an organisation with a key ("asn:15169", "range:acme.com"); each key maps to
-one organisation. People rename, reclassify, block and merge organisations; a merge points
-the merged one's keys, hits and contacts at the survivor, so nothing points at a merged
-organisation and later visits land on the survivor. Every change by a person bumps the config
-version, so running servers drop their cached key -> organisation answers.
+one organisation. People rename, reclassify, block, merge organisations and set their owner;
+a merge points the merged one's keys, hits and contacts at the survivor, so nothing points at
+a merged organisation and later visits land on the survivor. Every change by a person bumps
+the config version, so running servers drop their cached key -> organisation answers, and a
+change of a field the sync can send to a CRM is logged (`leadbridge.store.field_changes`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from leadbridge.errors import InputError, NotFound, StoreError
 from leadbridge.identify.classify import ORGANISATION_TYPES, classify_organisation
 from leadbridge.identify.enrichment import profiles_for
 from leadbridge.identify.resolvers import OrgMatch
+from leadbridge.store import field_changes
 from leadbridge.store.state import bump_config_version
 from leadbridge.store.tables import contacts, hits, organisation_keys, organisations
 
 WEBSITE_VISITOR_TYPES = ("company", "education", "government")
+LOGGED_AS = "website_visitor"  # the hub object of the field-change log
 _MAX_ASN = 2**31 - 1  # organisations.asn is a signed 32-bit column
 _CHUNK = 500
 # Values a merged organisation passes to the survivor where the survivor has none.
@@ -119,6 +122,13 @@ def unblock(conn: Connection, organisation_id: int) -> Organisation:
     return _change(conn, organisation_id, blocked=False)
 
 
+def set_owner(conn: Connection, organisation_id: int, owner: str | None) -> Organisation:
+    """Name the salesperson who owns the organisation (None: nobody). Changes nothing the
+    intake caches, so the config version stays."""
+    clean = " ".join(owner.split()) if owner else None
+    return _change(conn, organisation_id, bump=False, owner=clean or None)
+
+
 def merge(conn: Connection, source_id: int, into_id: int) -> Organisation:
     """Fold `source_id` into `into_id` (two names for one company); returns the survivor.
 
@@ -180,6 +190,8 @@ def merge(conn: Connection, source_id: int, into_id: int) -> Organisation:
         .where(organisations.c.id == source_id)
         .values(merged_into_id=into_id, hit_count=0, score_weight=0.0, updated_at=now)
     )
+    field_changes.record(conn, LOGGED_AS, into_id,
+                         {f: v for f, v in filled.items() if v is not None}, now)
     bump_config_version(conn)
     return get_organisation(conn, into_id)
 
@@ -270,19 +282,25 @@ def _known_ids(conn: Connection, keys: list[str]) -> dict[str, int]:
     return found
 
 
-def _change(conn: Connection, organisation_id: int, **values: Any) -> Organisation:
+def _change(conn: Connection, organisation_id: int, *, bump: bool = True,
+            **values: Any) -> Organisation:
     current = get_organisation(conn, organisation_id)
     if current.merged_into_id is not None:
         raise InputError(
             f"organisation {organisation_id} was merged into {current.merged_into_id}; "
             f"change {current.merged_into_id} instead"
         )
+    now = datetime.now(UTC)
     conn.execute(
         update(organisations)
         .where(organisations.c.id == organisation_id)
-        .values(**values, updated_at=datetime.now(UTC))
+        .values(**values, updated_at=now)
     )
-    bump_config_version(conn)
+    before = {name: getattr(current, name) for name in values}
+    field_changes.record(conn, LOGGED_AS, organisation_id,
+                         field_changes.changed(before, values), now)
+    if bump:
+        bump_config_version(conn)
     return get_organisation(conn, organisation_id)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, or_, select, updat
 from leadbridge.errors import InputError, NotFound
 from leadbridge.identify.contacts import normalise_email
 from leadbridge.scoring.decay import Decay
+from leadbridge.store import field_changes
 from leadbridge.store.state import bump_config_version
 from leadbridge.store.tables import browser_visitors, contacts, erasures, hits, organisations
 
@@ -61,6 +62,7 @@ def erase_contact(conn: Connection, email: str, decay: Decay) -> ErasureReport:
     n_hits = conn.execute(delete(hits).where(hit_filter)).rowcount
     conn.execute(delete(browser_visitors).where(browser_visitors.c.id.in_(browser_ids)))
     conn.execute(delete(contacts).where(contacts.c.id == contact_id))
+    field_changes.forget(conn, "contact", [str(contact_id)])  # the log held its email too
     _record(conn, "contact", email, n_hits)
     bump_config_version(conn)  # running writers drop the ids they cached
     return ErasureReport(1, len(browser_ids), n_hits)

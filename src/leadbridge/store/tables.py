@@ -321,6 +321,7 @@ field_changes = Table(
     Column("origin", String(100)),  # connection name when pulled from a CRM (echo suppression)
     _ts("changed_at", nullable=False),
     Index("ix_field_changes_hub_object_hub_id", "hub_object", "hub_id"),
+    Index("ix_field_changes_hub_object_changed_at", "hub_object", "changed_at"),  # pruning
 )
 
 sync_cursors = Table(

@@ -244,7 +244,7 @@ class _Association:
         with writing(self.db) as conn:
             links.add(conn, self.connection.id, self.m.hub, record.id, self.m.crm, account.id,
                       agreed, self.now)
-            self.hub.write(conn, record.id, to_hub)
+            self.hub.write(conn, record.id, to_hub, origin=self.connection.name)
             self.hub.linked(conn, self.m, record.id, account.id)
 
     def _create(self, record: HubRecord) -> str:

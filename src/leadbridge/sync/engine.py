@@ -7,7 +7,9 @@ committed together. A CRM record without a link is matched to a hub record by th
 Push sends hub changes (hub value differs from the value both sides last agreed on); a create
 is first written as a pending link, so a crash between the CRM's answer and our commit is
 resolved on the next run by looking the record up instead of creating it again. Values pulled
-from the CRM become the agreed values, so they are never pushed back (echo suppression).
+from the CRM become the agreed values, so they are never pushed back (echo suppression); the
+hub-side field-change log gives "most recent wins" the time a hub field changed, and is
+pruned at the end of each cycle (`changelog.py`).
 A CRM record that names another hub record by its link field (an account carrying another
 Website Visitor's permalink) is relinked to it (`designation.py`).
 """
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from leadbridge.config import Settings
@@ -39,9 +41,10 @@ from leadbridge.connectors.base import (
     rate_info_of,
 )
 from leadbridge.scoring.ruleset import load_decay
+from leadbridge.store import field_changes
 from leadbridge.store.db import writing
-from leadbridge.store.tables import sync_runs
-from leadbridge.sync import cursors, designation, errorqueue, links
+from leadbridge.store.tables import connections, sync_runs
+from leadbridge.sync import changelog, cursors, designation, errorqueue, links
 from leadbridge.sync.budget import ApiBudget, BudgetExhausted
 from leadbridge.sync.hooks import CycleHook
 from leadbridge.sync.hubobjects import HubObjects, HubRecord, hub_objects
@@ -104,6 +107,7 @@ class SyncEngine:
         self.clock = clock
         self.budget = budget
         self.hooks = hooks
+        self.name = ""  # the connection's name: the origin of the values it pulls
 
     # -- the cycle -----------------------------------------------------------------------
 
@@ -117,6 +121,8 @@ class SyncEngine:
             self._backfill_changed_mappings(start)
         with self.db.connect() as conn:
             decay = load_decay(conn, self.settings.scoring)
+            self.name = conn.execute(select(connections.c.name).where(
+                connections.c.id == self.connection_id)).scalar_one()
         for mapping in self.manual.objects:
             hub = hub_objects(mapping.hub, self.settings, decay, start, self.connection_id)
             spec = self.connector.objects.get(mapping.crm)
@@ -153,6 +159,10 @@ class SyncEngine:
         if report.paused_until is None and self.budget is not None and not self.dry_run:
             with writing(self.db) as conn:
                 errorqueue.resolve(conn, self.connection_id, "cycle", BUDGET_OBJECT, ["*"])
+        if not self.dry_run:
+            for name in dict.fromkeys(m.hub for m in self.manual.objects):
+                changelog.prune(self.db, name, start,
+                                timedelta(days=self.settings.sync.change_log_days))
         report.api_calls = self.connector.calls - calls_before
         if report.run_id is not None:
             self._close_run(report)
@@ -245,6 +255,7 @@ class SyncEngine:
         stream = f"pull:{m.crm}"
         with self.db.connect() as conn:
             cursor = cursors.load(conn, self.connection_id, stream)
+            logged = field_changes.has_rows(conn, m.hub)  # else a first sync reads nothing
         crm_fields = tuple(f.crm for f in m.fields)
         while True:
             page = self._call(self.connector.report, ReportRequest(
@@ -254,8 +265,11 @@ class SyncEngine:
                 known = links.by_remote(conn, self.connection_id, m.crm,
                                         [r.id for r in page.records])
                 current = hub.read(conn, [link.hub_id for link in known.values()])
+                times = (changelog.page_times(conn, m.hub, list(current), self.name)
+                         if logged else {})
                 for record in page.records:
-                    self._pull_record(conn, m, hub, record, known, current, start, report)
+                    self._pull_record(conn, m, hub, record, known, current, times, start,
+                                      report)
                 if self.dry_run:
                     conn.rollback()
                 else:
@@ -266,8 +280,10 @@ class SyncEngine:
 
     def _pull_record(self, conn: Connection, m: ObjectMapping, hub: HubObjects,
                      record: RemoteRecord, known: dict[str, links.Link],
-                     read: dict[str, HubRecord], now: datetime, report: CycleReport) -> None:
-        """`known`: the page's links by remote id (a relink drops the ones it removes)."""
+                     read: dict[str, HubRecord], times: Mapping[str, changelog.FieldTimes],
+                     now: datetime, report: CycleReport) -> None:
+        """`known`: the page's links by remote id (a relink drops the ones it removes);
+        `times`: when the hub's fields of the page's linked records last changed."""
         stream = f"pull:{m.crm}"
         link = known.get(record.id)
         if record.deleted:
@@ -320,10 +336,12 @@ class SyncEngine:
             return
         agreed = dict(link.values)
         to_hub: dict[str, Any] = {}
+        logged = times.get(link.hub_id) if linked_before else None
         for f in m.fields:
             crm_value = record.fields.get(f.crm)
             hub_value = current.values.get(f.hub)
-            verdict = judge(f, Sides(hub_value, crm_value, agreed.get(f.crm), current.updated_at,
+            hub_time = changelog.hub_time(logged, f.hub, link.last_synced_at, current.updated_at)
+            verdict = judge(f, Sides(hub_value, crm_value, agreed.get(f.crm), hub_time,
                                      record.field_times.get(f.crm) or record.modified_at,
                                      linked_before))
             if verdict == Verdict.PULL and f.hub in hub.writable:
@@ -339,7 +357,7 @@ class SyncEngine:
             report.count(stream, "updated")
         if self.dry_run:
             return
-        hub.write(conn, link.hub_id, to_hub)
+        hub.write(conn, link.hub_id, to_hub, origin=self.name)
         hub.linked(conn, m, link.hub_id, record.id)
         if linked_before or link.id:
             links.settle(conn, link.id, record.id, agreed, now)

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
 from leadbridge.scoring.decay import Bands, Decay
+from leadbridge.store import field_changes
 from leadbridge.store.ids import floor_id
 from leadbridge.store.tables import contacts, hits, object_links, organisations
 from leadbridge.sync.mapping import ObjectMapping
@@ -156,11 +157,15 @@ class HubObjects:
                     found.setdefault(value, str(record_id))
         return found
 
-    def write(self, conn: Connection, record_id: str, values: Mapping[str, Any]) -> None:
+    def write(self, conn: Connection, record_id: str, values: Mapping[str, Any], *,
+              origin: str | None) -> None:
+        """Change fields of one record and log the change; `origin` is the connection a
+        pulled value came from (None: a person or the API)."""
         clean = {k: v for k, v in values.items() if k in self.writable}
         if clean:
             conn.execute(update(self.table).where(self.table.c.id == int(record_id))
                          .values(**clean, updated_at=self.now))
+            field_changes.record(conn, self.name, record_id, clean, self.now, origin)
 
     def create(self, conn: Connection, values: Mapping[str, Any]) -> str:
         raise NotImplementedError(f"{self.name} records are not created from a CRM")
@@ -197,7 +202,7 @@ class ContactObjects(HubObjects):
 
     name = "contact"
     table = contacts
-    writable = ("email", "name", "external_id")
+    writable = field_changes.TRACKED_FIELDS["contact"]
     computed = ("score", "band", "last_visit", "website_visitor_score",
                 "website_visitor_band", "website_visitor_last_visit",
                 "website_visitor_permalink")
@@ -247,8 +252,7 @@ class WebsiteVisitorObjects(HubObjects):
 
     name = "website_visitor"
     table = organisations
-    writable = ("name", "domain", "phone", "website", "address", "country", "industry",
-                "employees", "owner", "crm_account_id")
+    writable = field_changes.TRACKED_FIELDS["website_visitor"]
     computed = ("score", "band", "last_visit", "permalink")
     extra_columns = ("last_visit_at", "permalink_token")
     designating = ("permalink",)
@@ -276,7 +280,8 @@ class WebsiteVisitorObjects(HubObjects):
 
     def set_account(self, conn: Connection, record_id: str, account_id: str | None) -> None:
         """Remember the associated CRM account on the Website Visitor (its `updated_at`
-        moves, so the account is updated on the next push)."""
+        moves, so the account is updated on the next push). Not logged as a field change:
+        it follows the link, which only the engine sets."""
         column = organisations.c.crm_account_id
         changed = column.is_not(None) if account_id is None else or_(
             column.is_(None), column != account_id)
@@ -368,7 +373,8 @@ class WebsiteHitObjects(HubObjects):
                       keys: set[str]) -> dict[str, str]:
         return {}  # a hit's id is its own: no other hit is its twin
 
-    def write(self, conn: Connection, record_id: str, values: Mapping[str, Any]) -> None:
+    def write(self, conn: Connection, record_id: str, values: Mapping[str, Any], *,
+              origin: str | None) -> None:
         return None
 
 

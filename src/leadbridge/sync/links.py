@@ -27,6 +27,7 @@ class Link:
     remote_object: str
     remote_id: str
     values: dict[str, Any]
+    last_synced_at: datetime | None = None
 
     @property
     def pending(self) -> bool:
@@ -39,7 +40,7 @@ class Link:
 
 def _link(row: Any) -> Link:
     return Link(row.id, row.hub_object, row.hub_id, row.remote_object, row.remote_id,
-                dict(row.values or {}))
+                dict(row.values or {}), row.last_synced_at)
 
 
 def _by(conn: Connection, connection_id: int, side: str, object_name: str,

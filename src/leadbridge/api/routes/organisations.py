@@ -6,19 +6,16 @@ which keeps keys, hits and totals consistent and tells running servers about the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, update
 
 from leadbridge.api.deps import ConnDep, CurrentKey, HubDep
 from leadbridge.api.listing import ListPage, PagingQuery, view_context
-from leadbridge.errors import InputError
 from leadbridge.identify import organisations as orgs
 from leadbridge.identify.organisations import Organisation
-from leadbridge.store.tables import organisations
 from leadbridge.views.context import ViewContext
 from leadbridge.views.organisations import OrganisationFilter, list_organisations
 
@@ -95,17 +92,6 @@ class MergeRequest(BaseModel):
     into_id: int = Field(ge=1, description="the organisation that remains")
 
 
-def _set_owner(conn: Connection, organisation_id: int, owner: str | None) -> None:
-    """Owner is a salesperson's name; it changes nothing the intake caches."""
-    current = orgs.get_organisation(conn, organisation_id)
-    if current.merged_into_id is not None:
-        raise InputError(f"organisation {organisation_id} was merged into "
-                         f"{current.merged_into_id}; change {current.merged_into_id} instead")
-    clean = " ".join(owner.split()) if owner else None
-    conn.execute(update(organisations).where(organisations.c.id == organisation_id)
-                 .values(owner=clean or None, updated_at=datetime.now(UTC)))
-
-
 class OrganisationList(ListPage[OrganisationPublic]):
     """One page of organisations and the total behind it."""
 
@@ -143,7 +129,7 @@ def patch_organisation(
     if body.blocked is not None:
         (orgs.block if body.blocked else orgs.unblock)(conn, organisation_id)
     if "owner" in body.model_fields_set:
-        _set_owner(conn, organisation_id, body.owner)
+        orgs.set_owner(conn, organisation_id, body.owner)
     return OrganisationPublic.of(orgs.get_organisation(conn, organisation_id), view_context(hub))
 
 
