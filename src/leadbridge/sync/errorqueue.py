@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadbridge.errors import NotFound
+from leadbridge.store.bulk import driver_sql, in_list
 from leadbridge.store.tables import sync_errors
 
 MAX_ATTEMPTS = 8
@@ -68,12 +69,15 @@ def record(conn: Connection, connection_id: int, *, level: str, direction: str, 
 
 def resolve(conn: Connection, connection_id: int, direction: str, object: str,
             record_keys: list[str]) -> None:
-    for start in range(0, len(record_keys), 500):
-        conn.execute(update(sync_errors).where(
-            sync_errors.c.connection_id == connection_id, sync_errors.c.direction == direction,
-            sync_errors.c.object == object, sync_errors.c.status == OPEN,
-            sync_errors.c.record_key.in_(record_keys[start : start + 500]))
-            .values(status=RESOLVED, next_retry_at=None))
+    """Open errors of these records are resolved (their records synced). Straight to the
+    driver: this runs for every chunk of every cycle, mostly finding nothing to do."""
+    dialect = conn.dialect.name
+    for start in range(0, len(record_keys), 512):
+        markers, keys = in_list(record_keys[start : start + 512], dialect)
+        conn.exec_driver_sql(driver_sql(
+            "UPDATE sync_errors SET status = ?, next_retry_at = NULL WHERE connection_id = ? "
+            f"AND direction = ? AND object = ? AND status = ? AND record_key IN ({markers})",
+            dialect), (RESOLVED, connection_id, direction, object, OPEN, *keys))
 
 
 def due(conn: Connection, connection_id: int, direction: str, object: str,

@@ -35,6 +35,7 @@ from leadbridge.config import Settings
 from leadbridge.identify.organisations import is_website_visitor
 from leadbridge.scoring.decay import Bands, Decay
 from leadbridge.store import field_changes
+from leadbridge.store.bulk import driver_sql, in_list
 from leadbridge.store.ids import floor_id
 from leadbridge.store.tables import contacts, hits, object_links, organisations
 from leadbridge.sync.mapping import ObjectMapping
@@ -142,17 +143,24 @@ class HubObjects:
                       keys: set[str]) -> dict[str, str]:
         """Lower-cased `field_name` value -> id, for records of this type already linked."""
         # two indexed lookups: lower(field) (an expression index), then the links by hub id
-        column = func.lower(self.table.c[field_name])
+        # straight to the driver: Core would render each chunk's IN list anew
+        dialect = conn.dialect.name
+        column = self.table.c[field_name].name
         found: dict[str, str] = {}
         ordered = sorted(keys)
-        for start in range(0, len(ordered), 500):
-            rows = conn.execute(select(column, self.table.c.id)
-                                .where(column.in_(ordered[start : start + 500]))).all()
-            linked = set(conn.execute(select(object_links.c.hub_id).where(
-                object_links.c.connection_id == connection_id,
-                object_links.c.hub_object == self.name,
-                object_links.c.hub_id.in_([str(r.id) for r in rows]))).scalars())
-            for value, record_id in rows:
+        for start in range(0, len(ordered), 512):
+            markers, params = in_list(ordered[start : start + 512], dialect)
+            rows = conn.exec_driver_sql(driver_sql(
+                f"SELECT lower({column}), id FROM {self.table.name} "
+                f"WHERE lower({column}) IN ({markers})", dialect), params).all()
+            if not rows:
+                continue
+            markers, params = in_list([str(r[1]) for r in rows], dialect)
+            linked = {r[0] for r in conn.exec_driver_sql(driver_sql(
+                "SELECT hub_id FROM object_links WHERE connection_id = ? AND hub_object = ? "
+                f"AND hub_id IN ({markers})", dialect),
+                (connection_id, self.name, *params))}
+            for value, record_id in sorted(rows, key=lambda r: r[1]):
                 if str(record_id) in linked:
                     found.setdefault(value, str(record_id))
         return found
