@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import ColumnElement, Connection, or_, select
+from sqlalchemy import ColumnElement, Connection, insert, or_, select
 from starlette.testclient import TestClient
 
 from leadbridge.config import PageRuleConfig
@@ -336,3 +336,47 @@ def test_erase_after_retention_subtracts_only_the_hits_still_stored(
     assert org.hit_count == before.hit_count - 1
     assert org.score_weight == pytest.approx(
         before.score_weight - bob_weight, rel=1e-9)
+
+
+def test_erase_keeps_sales_and_calls_but_not_what_ties_them_to_the_person(
+    people: None, hub: Hub,
+) -> None:
+    from leadbridge.store.ids import new_id
+    from leadbridge.store.tables import calls, conversions
+
+    now = datetime.now(UTC)
+    jane_id = scalar(hub.engine, "SELECT id FROM contacts WHERE email = 'jane@example.com'")
+    jane_bv, bob_bv = browser_id(hub, JANE_1), browser_id(hub, BOB)
+    with hub.engine.begin() as conn:
+        for key, bv, contact, ref in ((JANE_1, jane_bv, jane_id, "T-1"),
+                                      (BOB, bob_bv, None, "T-2")):
+            conn.execute(insert(conversions).values(
+                id=new_id(), action="sale", occurred_at=now, transaction_ref=ref, amount=120,
+                currency="EUR", visitor_key=key, browser_visitor_id=bv, contact_id=contact,
+                source="api", dedupe_key=f"ref:{ref}", created_at=now))
+        conn.execute(insert(calls), [
+            {"call_ref": "C-1", "tracking_number": "+3212345678", "caller_number": "+3298765432",
+             "started_at": now, "duration_s": 60, "browser_visitor_id": jane_bv, "created_at": now},
+            {"call_ref": "C-2", "tracking_number": "+3212345678", "caller_number": "+3291111111",
+             "started_at": now, "duration_s": 30, "browser_visitor_id": bob_bv, "created_at": now},
+        ])
+
+    erase_contact_now(hub, "jane@example.com")
+
+    got = {r.transaction_ref: r for r in rows(
+        hub.engine, "SELECT transaction_ref, amount, visitor_key, browser_visitor_id, contact_id "
+                    "FROM conversions")}
+    assert float(got["T-1"].amount) == 120.0  # the sale stays in the reports
+    assert (got["T-1"].visitor_key, got["T-1"].browser_visitor_id, got["T-1"].contact_id) == (
+        None, None, None)
+    assert (got["T-2"].visitor_key, got["T-2"].browser_visitor_id) == (BOB, bob_bv)
+    by_ref = {r.call_ref: r for r in rows(
+        hub.engine, "SELECT call_ref, caller_number, browser_visitor_id FROM calls")}
+    assert (by_ref["C-1"].caller_number, by_ref["C-1"].browser_visitor_id) == (None, None)
+    assert (by_ref["C-2"].caller_number, by_ref["C-2"].browser_visitor_id) == (
+        "+3291111111", bob_bv)
+
+    erase_browser_now(hub, BOB)
+    assert scalar(hub.engine, "SELECT visitor_key FROM conversions WHERE transaction_ref = 'T-2'") \
+        is None
+    assert scalar(hub.engine, "SELECT caller_number FROM calls WHERE call_ref = 'C-2'") is None

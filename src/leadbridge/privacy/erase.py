@@ -11,14 +11,22 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, or_, select, update
 
 from leadbridge.errors import InputError, NotFound
 from leadbridge.identify.contacts import normalise_email
 from leadbridge.scoring.decay import Decay
 from leadbridge.store import field_changes
 from leadbridge.store.state import bump_config_version
-from leadbridge.store.tables import browser_visitors, contacts, erasures, hits, organisations
+from leadbridge.store.tables import (
+    browser_visitors,
+    calls,
+    contacts,
+    conversions,
+    erasures,
+    hits,
+    organisations,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ def erase_contact(conn: Connection, email: str, decay: Decay) -> ErasureReport:
     hit_filter = or_(hits.c.contact_id == contact_id, hits.c.browser_visitor_id.in_(browser_ids))
     _subtract_from_organisations(conn, hit_filter, decay)
     n_hits = conn.execute(delete(hits).where(hit_filter)).rowcount
+    _unlink_conversions(conn, browser_ids, contact_id, [])
     conn.execute(delete(browser_visitors).where(browser_visitors.c.id.in_(browser_ids)))
     conn.execute(delete(contacts).where(contacts.c.id == contact_id))
     field_changes.forget(conn, "contact", [str(contact_id)])  # the log held its email too
@@ -93,10 +102,28 @@ def erase_browser(conn: Connection, visitor_key: str, decay: Decay) -> ErasureRe
             [{"cid": k, "w": v[0], "n": int(v[1])} for k, v in per_contact.items()])
     _subtract_from_organisations(conn, hit_filter, decay)
     n_hits = conn.execute(delete(hits).where(hit_filter)).rowcount
+    _unlink_conversions(conn, browser_ids, None, [key])
     conn.execute(delete(browser_visitors).where(browser_visitors.c.id.in_(browser_ids)))
     _record(conn, "browser", key, n_hits)
     bump_config_version(conn)
     return ErasureReport(0, len(browser_ids), n_hits)
+
+
+def _unlink_conversions(conn: Connection, browser_ids: list[int], contact_id: int | None,
+                        visitor_keys: list[str]) -> None:
+    """Sales and calls are the business's records and stay (reports keep their amounts and
+    the marketing credit); what tied them to the person goes: the visitor id, the browser,
+    the contact and the caller's number."""
+    who: list[ColumnElement[bool]] = [conversions.c.browser_visitor_id.in_(browser_ids)]
+    if contact_id is not None:
+        who.append(conversions.c.contact_id == contact_id)
+    if visitor_keys:
+        who.append(conversions.c.visitor_key.in_(visitor_keys))
+    conn.execute(update(conversions).where(or_(*who)).values(
+        visitor_key=None, browser_visitor_id=None, contact_id=None))
+    if browser_ids:
+        conn.execute(update(calls).where(calls.c.browser_visitor_id.in_(browser_ids)).values(
+            caller_number=None, browser_visitor_id=None))
 
 
 def _record(conn: Connection, subject: str, value: str, n_hits: int) -> None:
