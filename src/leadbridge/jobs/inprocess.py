@@ -55,6 +55,7 @@ from leadbridge.jobs.interface import (
     kind_named,
     retry_wait,
 )
+from leadbridge.store.db import writing
 from leadbridge.store.tables import hub_state, jobs
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class InProcessJobs:
                   "run_at": run_at or now, "created_at": now}
         if conn is not None:
             return _insert(conn, values)
-        with self.db.connect().execution_options(writer=True) as own, own.begin():
+        with writing(self.db) as own:
             job_id = _insert(own, values)
         if job_id is not None:
             self._wake()
@@ -195,7 +196,7 @@ class InProcessJobs:
         for _ in range(3):
             now = _now()
             try:
-                with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+                with writing(self.db) as conn:
                     row = conn.execute(
                         select(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.key,
                                jobs.c.attempts)
@@ -227,7 +228,7 @@ class InProcessJobs:
             except Exception as exc:
                 self._failed(job, kind, exc)
             else:
-                with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+                with writing(self.db) as conn:
                     conn.execute(update(jobs).where(jobs.c.id == job.id).values(
                         status="done", finished_at=_now(), lease_until=None))
         except Exception:  # the outcome could not be written: the lease will bring it back
@@ -242,7 +243,7 @@ class InProcessJobs:
         now = _now()
         if wait is not None:
             try:
-                with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+                with writing(self.db) as conn:
                     conn.execute(update(jobs).where(jobs.c.id == job.id).values(
                         status="waiting", run_at=now + timedelta(seconds=wait), error=reason,
                         worker=None, lease_until=None))
@@ -251,7 +252,7 @@ class InProcessJobs:
                 return
             except IntegrityError:
                 reason = f"{reason} ({SUPERSEDED})"
-        with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+        with writing(self.db) as conn:
             conn.execute(update(jobs).where(jobs.c.id == job.id).values(
                 status="failed", finished_at=now, error=reason, lease_until=None))
         log.error("job %s %d failed after %d run(s): %s", job.kind, job.id, job.attempt, reason)
@@ -282,7 +283,7 @@ class InProcessJobs:
             await asyncio.sleep(every)
 
     def _prune(self) -> None:
-        with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+        with writing(self.db) as conn:
             prune_finished(conn, _now())
 
     def _renew_and_reclaim(self) -> None:
@@ -290,7 +291,7 @@ class InProcessJobs:
         with self._held_lock:
             held = list(self._held)
         if held:
-            with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+            with writing(self.db) as conn:
                 conn.execute(update(jobs).where(jobs.c.id.in_(held), jobs.c.status == "running")
                              .values(lease_until=now + self.lease))
         lapsed_now = (jobs.c.status == "running", jobs.c.lease_until < now,
@@ -298,7 +299,7 @@ class InProcessJobs:
         with self.db.connect() as conn:  # a read first: most of the time nothing lapsed
             if conn.execute(select(jobs.c.id).where(*lapsed_now).limit(1)).first() is None:
                 return
-        with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+        with writing(self.db) as conn:
             lapsed = conn.execute(select(jobs.c.id, jobs.c.attempts, jobs.c.max_attempts)
                                   .where(*lapsed_now)).all()
             for row in lapsed:
@@ -336,7 +337,7 @@ class InProcessJobs:
         if self._periods.get(kind) == period:
             return
         state_key = f"jobs.every.{kind}"
-        with self.db.connect().execution_options(writer=True) as conn, conn.begin():
+        with writing(self.db) as conn:
             ins = _dialect_insert(conn)(hub_state).values(key=state_key, value=period)
             won = conn.execute(ins.on_conflict_do_update(
                 index_elements=[hub_state.c.key], set_={"value": period},

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, select, text
 
+from leadbridge.store.db import writing
 from leadbridge.store.state import set_state
 from leadbridge.store.tables import hub_state
 
@@ -40,7 +41,7 @@ def connection_lock(db: Engine, connection_id: int) -> Iterator[bool]:
         return
     key = f"sync_lock:{connection_id}"
     now = datetime.now(UTC)
-    with db.connect().execution_options(writer=True) as conn, conn.begin():
+    with writing(db) as conn:
         held = conn.execute(select(hub_state.c.value).where(hub_state.c.key == key)).scalar()
         got = held is None or _lapsed(held, now)
         if got:
