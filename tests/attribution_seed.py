@@ -90,14 +90,15 @@ def convert(conn: Connection, at: datetime, *, bv: int | None = None,
             attribute: bool = True) -> UUID:
     """A stored conversion, attributed as the intake would do it."""
     cid = new_id()
+    path = None
+    if attribute:
+        [path] = attribute_batch(conn, [MatchedConversion(
+            cid, bv, at, Decimal(amount) if amount else None,
+            Decimal(margin) if margin else None, currency if amount else None, action,
+            call_id=call_id, marketing_source_id=ms)])
     conn.execute(insert(conversions).values(
         id=cid, action=action, occurred_at=at, amount=Decimal(amount) if amount else None,
         margin=Decimal(margin) if margin else None, currency=currency if amount else None,
         visitor_key=visitor_key, call_ref=call_ref, browser_visitor_id=bv, call_id=call_id,
-        source="api", dedupe_key=f"test:{cid}", created_at=at))
-    if attribute:
-        attribute_batch(conn, [MatchedConversion(
-            cid, bv, at, Decimal(amount) if amount else None,
-            Decimal(margin) if margin else None, currency if amount else None, action,
-            call_id=call_id, marketing_source_id=ms)])
+        source="api", dedupe_key=f"test:{cid}", created_at=at, path_id=path))
     return cid

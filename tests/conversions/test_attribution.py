@@ -7,18 +7,26 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, event, func, select, update
 
 from attribution_seed import T0, H, call, convert, marketing_source, visitor
-from leadbridge.conversions.attribution import attribute_batch, check_model, reattribute, weights
+from leadbridge.conversions.attribution import (
+    attribute_batch,
+    check_model,
+    credit_rows,
+    reattribute,
+    weights,
+)
 from leadbridge.conversions.model import MatchedConversion
 from leadbridge.errors import InputError
 from leadbridge.store.ids import new_id
-from leadbridge.store.tables import conversion_credits, conversions
+from leadbridge.store.tables import attribution_paths, conversions
+
+credits_q = credit_rows()
 
 
 def credits(engine: Engine, cid: Any) -> list[tuple[Any, ...]]:
-    c = conversion_credits.c
+    c = credits_q.c
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(
             select(c.touch, c.channel, c.source, c.campaign, c.w_first, c.w_last, c.w_linear,
@@ -94,7 +102,7 @@ def test_a_call_without_a_visit_is_credited_to_its_marketing_source_else_direct(
 
 def test_a_batch_reads_every_visitors_sessions_with_one_query(engine: Engine) -> None:
     with engine.begin() as conn:
-        ids = [visitor(conn, f"b{i}", H(0, "referral", f"https://r{i}.example/"),
+        ids = [visitor(conn, f"b{i}", H(0, "referral", f"https://r{i % 20}.example/"),
                        H(90, "direct")) for i in range(40)]
     batch = [MatchedConversion(new_id(), bv, T0 + timedelta(hours=3), Decimal(10), None, "EUR")
              for bv in ids]
@@ -106,18 +114,34 @@ def test_a_batch_reads_every_visitors_sessions_with_one_query(engine: Engine) ->
     event.listen(engine, "before_cursor_execute", seen)
     try:
         with engine.begin() as conn:
-            attribute_batch(conn, batch)
+            paths = attribute_batch(conn, batch)
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     assert len([s for s in statements if "FROM hits" in s]) == 1
-    assert len([s for s in statements if "INSERT INTO conversion_credits" in s]) == 1
+    assert len([s for s in statements if "INSERT INTO attribution_paths" in s]) == 1
+    # visitors i and i + 20 came the same way: they share a path
+    assert len(set(paths)) == 20 and paths[:20] == paths[20:]
+    p = attribution_paths.c
     with engine.connect() as conn:
-        rows = conn.execute(select(conversion_credits.c.source, conversion_credits.c.channel)
-                            .order_by(conversion_credits.c.conversion_id,
-                                      conversion_credits.c.touch)).all()
-    assert [tuple(r) for r in rows] == [
-        pair for i in range(40) for pair in ((f"r{i}.example", "referral"),
-                                             ("(none)", "direct"))]
+        rows = conn.execute(select(p.path_id, p.source, p.channel)
+                            .order_by(p.path_id, p.touch)).all()
+    stored = {pid: [] for pid in paths}
+    for pid, source, channel in rows:
+        stored[pid].append((source, channel))
+    assert [stored[pid] for pid in paths[:20]] == [
+        [(f"r{i}.example", "referral"), ("(none)", "direct")] for i in range(20)]
+
+
+def test_a_path_seen_before_is_named_the_same_and_not_written_again(engine: Engine) -> None:
+    with engine.begin() as conn:
+        bv = visitor(conn, "again", *FOUR)
+        first = convert(conn, T0 + timedelta(minutes=200), bv=bv)
+        second = convert(conn, T0 + timedelta(minutes=300), bv=bv)
+        count = conn.execute(select(func.count()).select_from(attribution_paths)).scalar()
+        path_ids = conn.execute(select(conversions.c.path_id)).scalars().all()
+    assert count == 4  # one path of four touches
+    assert len(path_ids) == 2 and path_ids[0] == path_ids[1]
+    assert credits(engine, first) == credits(engine, second)
 
 
 def test_reattribute_after_a_late_match_replaces_the_credits(engine: Engine) -> None:

@@ -11,8 +11,11 @@ from sqlalchemy import Engine, select
 from attribution_crm import Cycles, memory_crm
 from attribution_seed import T0, H, call, marketing_source, visitor
 from leadbridge.config import ConversionsSettings, GoalSettings, Settings
+from leadbridge.conversions.attribution import credit_rows
 from leadbridge.conversions.goals import goal_events, stage_key
-from leadbridge.store.tables import conversion_credits, conversions
+from leadbridge.store.tables import conversions
+
+credits_q = credit_rows()
 
 GOALS = ConversionsSettings(goals={
     "CLOSED_WON": GoalSettings(action="sale", currency="EUR"),
@@ -47,8 +50,8 @@ def test_an_opportunity_reaching_a_goal_stage_is_recorded_once_and_attributed(
                                f"crm:tiny:opportunities:{opp}:CLOSED_WON", "Acme deal", bv,
                                won_at)]
     with engine.connect() as conn:
-        credit = conn.execute(select(conversion_credits.c.channel,
-                                     conversion_credits.c.campaign)).all()
+        credit = conn.execute(select(credits_q.c.channel,
+                                     credits_q.c.campaign)).all()
     assert [tuple(r) for r in credit] == [("paid_search", "spring")]
     # read again (and again after an unrelated change): still one conversion
     crm.edit("opportunities", opp, amount=9999)
@@ -73,7 +76,7 @@ def test_each_goal_stage_of_a_record_counts_once_with_its_own_value(
     assert got == [("quote", Decimal("50.0000"), "GBP"), ("sale", Decimal("10.0000"), "USD")]
     with engine.connect() as conn:
         assert {tuple(r) for r in conn.execute(select(
-            conversion_credits.c.channel, conversion_credits.c.source))} == {("campaign", "fm")}
+            credits_q.c.channel, credits_q.c.source))} == {("campaign", "fm")}
 
 
 def test_a_record_without_ids_waits_with_a_reason_until_it_carries_one(
@@ -131,5 +134,5 @@ def test_goal_time_comes_from_the_crm(engine: Engine, settings: Settings) -> Non
     at = stored(engine)[0][-1]
     assert at is not None and T0 < at < T0 + timedelta(days=2)  # type: ignore[operator]
     with engine.connect() as conn:
-        assert conn.execute(select(conversion_credits.c.source)).scalars().all() == [
+        assert conn.execute(select(credits_q.c.source)).scalars().all() == [
             "a.example"]

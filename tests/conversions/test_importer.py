@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select
 
 from attribution_seed import T0, H, visitor
 from conversion_seed import (
@@ -26,28 +27,34 @@ from conversion_seed import (
     stored,
 )
 from leadbridge.config import ConversionsSettings
+from leadbridge.conversions.attribution import credit_rows
 from leadbridge.conversions.importer import ImportReport, get_import, import_csv, import_path
 from leadbridge.conversions.intake import ConversionWriter
 from leadbridge.conversions.model import MatchedConversion
 from leadbridge.errors import InputError
 from leadbridge.store.ids import new_id
-from leadbridge.store.tables import conversion_credits, conversions
+from leadbridge.store.tables import conversions
+
+credits_q = credit_rows()
 
 HEADER = "action,title,occurred_at,transaction_ref,amount,currency,margin,visitor_id,call_ref\n"
 
 
 class Recorder:
-    """Stands in for attribution: keeps what it was handed, checks it runs in the transaction."""
+    """Stands in for attribution: keeps what it was handed, checks it runs in the transaction,
+    names a path per conversion (`path_of`)."""
 
     def __init__(self) -> None:
         self.batches: list[list[MatchedConversion]] = []
 
-    def __call__(self, conn: Connection, batch: Sequence[MatchedConversion]) -> None:
+    def __call__(self, conn: Connection, batch: Sequence[MatchedConversion]) -> list[str]:
         assert conn.in_transaction()
-        ids = [c.id for c in batch]
-        found = conn.execute(text("SELECT count(*) FROM conversions")).scalar_one()
-        assert found >= len(ids)  # the batch is already stored when attribution runs
         self.batches.append(list(batch))
+        return [self.path_of(c.id) for c in batch]
+
+    @staticmethod
+    def path_of(conversion_id: UUID) -> str:
+        return "p" + conversion_id.hex[:31]
 
     @property
     def all(self) -> list[MatchedConversion]:
@@ -92,6 +99,9 @@ def test_good_rows_are_stored_matched_and_handed_to_attribution(engine: Engine) 
     assert {r.source for r in rows.values()} == {"csv"}
     handed = {c.id: c for c in recorder.all}
     assert len(handed) == 3
+    # each conversion is stored with the path attribution named for it
+    assert {r.id: r.path_id for r in rows.values()} == {
+        cid: Recorder.path_of(cid) for cid in handed}
     first = next(c for c in handed.values() if c.amount == Decimal("100.50"))
     assert first.occurred_at == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
     assert (first.browser_visitor_id, first.currency, first.margin) == (
@@ -307,7 +317,7 @@ def test_imported_conversions_are_credited_to_the_visitors_sessions(engine: Engi
     assert report.accepted == 1
     [conversion] = stored(engine)
     assert conversion.browser_visitor_id == bv
-    c = conversion_credits.c
+    c = credits_q.c
     with engine.connect() as conn:
         credited = conn.execute(select(c.channel, c.campaign, c.w_last)
                                 .where(c.conversion_id == conversion.id)).all()

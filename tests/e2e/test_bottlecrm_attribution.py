@@ -22,7 +22,10 @@ from attribution_seed import H, call, convert, marketing_source, visitor
 from bottlecrm_peer import BottleCRMServer, BottleCRMUser
 from leadbridge.cli import app
 from leadbridge.connectors.bottlecrm import BottleCRMClient
-from leadbridge.store.tables import conversion_credits, conversions
+from leadbridge.conversions.attribution import credit_rows
+from leadbridge.store.tables import conversions
+
+credits_q = credit_rows()
 
 pytestmark = pytest.mark.e2e
 
@@ -90,8 +93,8 @@ def test_closed_won_opportunity_becomes_a_credited_conversion_written_back(
                                      conversions.c.source, conversions.c.transaction_ref)).all()
         assert [tuple(r)[1:] for r in stored] == [
             ("sale", 1500, "USD", "crm", f"crm:bottle:opportunities:{opp}:CLOSED_WON")]
-        touches = conn.execute(select(conversion_credits.c.channel, conversion_credits.c.w_last)
-                               .order_by(conversion_credits.c.touch)).all()
+        touches = conn.execute(select(credits_q.c.channel, credits_q.c.w_last)
+                               .order_by(credits_q.c.touch)).all()
         assert [tuple(t) for t in touches] == [("organic_search", 0.0), ("paid_search", 1.0)]
     described = crm.get("opportunities", opp)["description"]
     assert described.splitlines() == [

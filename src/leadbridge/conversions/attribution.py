@@ -13,24 +13,29 @@ weight under every model, and a conversion's weights add up to 1 under each:
 Direct sessions count as touches like any other (no "last non-direct" rule). A conversion
 without a web touch (a call from no web session, a visitor id with no hits in the window) is
 credited in full to the marketing source of the call's tracking number, else to
-direct / (none) / (none): every conversion has credit rows, so reports add up to the
+direct / (none) / (none): every credited conversion has a path, so reports add up to the
 conversions' totals.
 
-`attribute_batch` runs inside the intake's transaction for each batch: one query reads the
-session starts of every visitor in the batch, one more the marketing sources it needs, and
-the credit rows go to the database in one bulk statement.
+The touches of a conversion, with their weights, are its path (`attribution_paths`), named by
+a digest of the touches and shared by every conversion that came the same way: crediting a
+conversion stores one path id on it, and only paths never seen before are written.
+
+`attribute_batch` runs inside the intake's transaction for each batch, before the batch is
+stored: one query reads the sessions of every visitor in the batch, one more the marketing
+sources it needs, and the batch's paths go to the database in one statement.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, Subquery, bindparam, select, update
 
 from leadbridge.conversions.model import MatchedConversion
 from leadbridge.conversions.sessions import (
@@ -41,10 +46,10 @@ from leadbridge.conversions.sessions import (
     read_sessions,
 )
 from leadbridge.errors import InputError
-from leadbridge.store.bulk import BulkInsert, time_converter, uuid_converter
+from leadbridge.store.bulk import time_converter
 from leadbridge.store.tables import (
+    attribution_paths,
     calls,
-    conversion_credits,
     conversions,
     crm_marketing_refs,
     marketing_sources,
@@ -55,7 +60,7 @@ LOOKBACK = timedelta(days=90)
 MODELS = ("first_touch", "last_touch", "linear", "position_based")
 WEIGHT_COLUMNS = {"first_touch": "w_first", "last_touch": "w_last", "linear": "w_linear",
                   "position_based": "w_position"}
-_BULK: dict[str, BulkInsert] = {}
+_PATH_SQL: dict[str, str] = {}
 
 Weights = tuple[float, float, float, float]  # first, last, linear, position-based
 
@@ -92,24 +97,21 @@ def weights(touches: int) -> tuple[Weights, ...]:
 
 
 def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
-                    lookback: timedelta = LOOKBACK, timeout: timedelta = SESSION_TIMEOUT) -> None:
-    """Write the credit rows of newly stored conversions (in the caller's transaction).
-
-    The conversions must have no credit rows yet; `reattribute` replaces existing ones.
-    """
+                    lookback: timedelta = LOOKBACK,
+                    timeout: timedelta = SESSION_TIMEOUT) -> list[str]:
+    """The attribution path of each conversion, in order; new paths are written (in the
+    caller's transaction) and the caller stores each path id on its conversion."""
     if not batch:
-        return
-    dialect = conn.dialect.name
-    to_time, to_uuid = _time_key(dialect), uuid_converter(dialect)
-    with_visitor = [c for c in batch if c.browser_visitor_id is not None]
+        return []
+    to_time = _time_key(conn.dialect.name)
+    with_visitor = [c.browser_visitor_id for c in batch if c.browser_visitor_id is not None]
     sessions: dict[int, VisitorSessions] = {}
     if with_visitor:
-        sessions = read_sessions(
-            conn, [c.browser_visitor_id for c in with_visitor if c.browser_visitor_id],
-            since=min(c.occurred_at for c in with_visitor) - lookback,
-            until=max(c.occurred_at for c in with_visitor), timeout=timeout)
-    rows: list[tuple[Any, ...]] = []
-    fallback: list[MatchedConversion] = []
+        moments = [c.occurred_at for c in batch if c.browser_visitor_id is not None]
+        sessions = read_sessions(conn, with_visitor, since=min(moments) - lookback,
+                                 until=max(moments), timeout=timeout)
+    paths: list[tuple[Touch, ...] | None] = []
+    fallback: set[int] = set()
     for conversion in batch:
         visitor = sessions.get(conversion.browser_visitor_id)  # type: ignore[arg-type]
         if visitor is not None:
@@ -117,23 +119,57 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
             hi = bisect.bisect_right(starts, to_time(conversion.occurred_at))
             lo = bisect.bisect_left(starts, to_time(conversion.occurred_at - lookback), 0, hi)
             if hi > lo:
-                cid = to_uuid(conversion.id)
-                n = hi - lo
-                for i, (w, start, touch) in enumerate(zip(
-                        weights(n), starts[lo:hi], visitor.touches[lo:hi], strict=True)):
-                    rows.append((cid, i, n, *touch, start, *w))
+                paths.append(tuple(visitor.touches[lo:hi]))
                 continue
-        fallback.append(conversion)
-    if fallback:
-        sources = _marketing_touches(conn, {c.marketing_source_id for c in fallback
-                                            if c.marketing_source_id is not None})
-        for conversion in fallback:
-            touch = sources.get(conversion.marketing_source_id, DIRECT_TOUCH)
-            rows.append((to_uuid(conversion.id), 0, 1, *touch, None, *weights(1)[0]))
-    bulk = _BULK.get(dialect)
-    if bulk is None:
-        bulk = _BULK[dialect] = BulkInsert(conversion_credits, dialect)
-    conn.exec_driver_sql(bulk.sql, rows)
+        paths.append(None)
+        if conversion.marketing_source_id is not None:
+            fallback.add(conversion.marketing_source_id)
+    sources = _marketing_touches(conn, fallback)
+    ids: list[str] = []
+    new: dict[str, tuple[Touch, ...]] = {}
+    for conversion, path in zip(batch, paths, strict=True):
+        if path is None:
+            path = (sources.get(conversion.marketing_source_id, DIRECT_TOUCH),)
+        pid = path_id(path)
+        ids.append(pid)
+        new[pid] = path
+    _store_paths(conn, new)
+    return ids
+
+
+@lru_cache(maxsize=65_536)
+def path_id(path: tuple[Touch, ...]) -> str:
+    """The digest naming a path: the same touches in the same order, the same id."""
+    text = "\x1e".join("\x1f".join(touch) for touch in path)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _store_paths(conn: Connection, paths: dict[str, tuple[Touch, ...]]) -> None:
+    """Add the paths not stored yet (a path never changes, so a stored one is left as is)."""
+    if not paths:
+        return
+    dialect = conn.dialect.name
+    sql = _PATH_SQL.get(dialect)
+    if sql is None:
+        columns = [c.name for c in attribution_paths.columns]
+        markers = ", ".join(["?" if dialect == "sqlite" else "%s"] * len(columns))
+        sql = _PATH_SQL[dialect] = (
+            f"INSERT INTO attribution_paths ({', '.join(columns)}) VALUES ({markers}) "
+            "ON CONFLICT (path_id, touch) DO NOTHING")
+    conn.exec_driver_sql(sql, [(pid, i, len(path), *touch, *w)
+                               for pid, path in paths.items()
+                               for i, (touch, w) in enumerate(zip(path, weights(len(path)),
+                                                                  strict=True))])
+
+
+def credit_rows() -> Subquery:
+    """Each credited conversion's touches as rows: conversion_id, touch, touches, channel,
+    source, campaign and the four weights (w_first, w_last, w_linear, w_position)."""
+    c, p = conversions.c, attribution_paths.c
+    return (select(c.id.label("conversion_id"), p.touch, p.touches, p.channel, p.source,
+                   p.campaign, p.w_first, p.w_last, p.w_linear, p.w_position)
+            .select_from(conversions.join(attribution_paths, p.path_id == c.path_id))
+            .subquery("credits"))
 
 
 def _time_key(dialect: str) -> Callable[[datetime], Any]:
@@ -165,7 +201,7 @@ def _marketing_touches(conn: Connection, ids: set[int]) -> dict[int | None, Touc
 def reattribute(conn: Connection, conversion_ids: Iterable[UUID] | None = None, *,
                 since: datetime | None = None, chunk: int = 5000) -> int:
     """Credit stored conversions again (after a late match, or new hits), replacing their
-    credit rows; all conversions, or those named, or those that occurred since `since`.
+    paths; all conversions, or those named, or those that occurred since `since`.
     A conversion's visitor is its own, else its call's. Returns how many were credited."""
     visitor = calls.c.browser_visitor_id
     query = (select(conversions.c.id, conversions.c.browser_visitor_id, visitor.label("via_call"),
@@ -191,9 +227,10 @@ def reattribute(conn: Connection, conversion_ids: Iterable[UUID] | None = None, 
         for start in range(0, len(batch), chunk):
             piece = batch[start : start + chunk]
             ids = [c.id for c in piece]
-            conn.execute(delete(conversion_credits).where(
-                conversion_credits.c.conversion_id.in_(ids)))
-            attribute_batch(conn, piece)
+            conn.execute(update(conversions).where(conversions.c.id == bindparam("cid"))
+                         .values(path_id=bindparam("pid")),
+                         [{"cid": cid, "pid": pid}
+                          for cid, pid in zip(ids, attribute_batch(conn, piece), strict=True)])
             # CRM records showing these conversions' attribution are written again
             conn.execute(update(crm_marketing_refs)
                          .where(crm_marketing_refs.c.conversion_id.in_(ids)).values(due=True))

@@ -35,6 +35,7 @@ from leadbridge.conversions.intake import (
     Source,
 )
 from leadbridge.errors import InputError, NotFound
+from leadbridge.gctune import relaxed_gc
 from leadbridge.identify.csvfile import CsvTable, check_utf8, read_table
 from leadbridge.store.bulk import BulkInsert
 from leadbridge.store.tables import conversion_imports, conversion_rejections
@@ -141,7 +142,8 @@ class _Import:
     def run(self, stream: IO[bytes]) -> None:
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
         try:
-            self._run(text)
+            with relaxed_gc():
+                self._run(text)
         finally:
             text.detach()
 

@@ -3,8 +3,8 @@
 Every conversion ends as exactly one `Outcome`: accepted (stored), merged (a duplicate of one
 stored before, counted and not stored twice) or rejected with a reason (its visitor id or call
 reference names nothing the hub knows). Lookups are one query per batch and kind; the
-accepted rows are written with one executemany and handed to attribution in the same
-transaction.
+accepted rows are credited by attribution and written, with their attribution paths, in one
+executemany in the same transaction.
 
 De-duplication rules (`conversions.dedupe`):
 - `transaction_ref`: a conversion whose transaction reference was seen before is a duplicate;
@@ -45,9 +45,10 @@ __all__ = [
 ACCEPTED, MERGED, REJECTED = "accepted", "merged", "rejected"
 _COLUMNS = ["id", "action", "title", "occurred_at", "transaction_ref", "amount", "currency",
             "margin", "visitor_key", "call_ref", "browser_visitor_id", "call_id", "contact_id",
-            "source", "import_id", "dedupe_key", "created_at"]
+            "source", "import_id", "dedupe_key", "created_at", "path_id"]
 Source = Literal["api", "csv", "dropfolder", "crm"]
-AttributeBatch = Callable[[Connection, Sequence[MatchedConversion]], Any]
+# the attribution path id of each conversion, in order (see attribution.attribute_batch)
+AttributeBatch = Callable[[Connection, Sequence[MatchedConversion]], Sequence[str | None]]
 
 
 class Outcome(NamedTuple):
@@ -223,7 +224,8 @@ class ConversionWriter:
         if scratch and self._scratch is not None:
             conn.execute(insert(self._scratch), scratch)
         if stored:
-            conn.exec_driver_sql(self._insert.sql, stored)
-            if self.attribute is not None:
-                self.attribute(conn, matched)
+            paths = (self.attribute(conn, matched) if self.attribute is not None
+                     else [None] * len(stored))
+            conn.exec_driver_sql(self._insert.sql,
+                                 [(*row, path) for row, path in zip(stored, paths, strict=True)])
         return outcomes

@@ -20,10 +20,10 @@ from sqlalchemy import ColumnElement, Connection, Float, and_, cast, func, liter
 from leadbridge.conversions.attribution import WEIGHT_COLUMNS, check_model
 from leadbridge.errors import InputError
 from leadbridge.store.tables import (
+    attribution_paths,
     browser_visitors,
     calls,
     connections,
-    conversion_credits,
     conversions,
     crm_marketing_refs,
     hits,
@@ -131,7 +131,7 @@ def attribution_report(conn: Connection, *, model: str, by: str,
     """Conversions, revenue and margin per `by` value and currency under `model`, for
     conversions that occurred in [since, until); per day, week or month with `interval`."""
     model, by, interval = check_model(model), check_dimension(by), check_interval(interval)
-    cc, c = conversion_credits.c, conversions.c
+    cc, c = attribution_paths.c, conversions.c
     weight = cc[WEIGHT_COLUMNS[model]]
     bucket = _bucket(conn.dialect.name, interval).label("period")
     grouped = [bucket] if interval is not None else []  # PostgreSQL groups by no constant
@@ -142,7 +142,7 @@ def attribution_report(conn: Connection, *, model: str, by: str,
         period.append(c.occurred_at < until)
     if action:
         period.append(c.action == action)
-    joined = conversion_credits.join(conversions, c.id == cc.conversion_id)
+    joined = conversions.join(attribution_paths, cc.path_id == c.path_id)
     raw = conn.execute(
         select(bucket, cc[by], c.currency, func.sum(weight),
                func.sum(cast(c.amount, Float) * weight), func.sum(cast(c.margin, Float) * weight))

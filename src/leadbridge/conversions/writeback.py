@@ -28,7 +28,7 @@ from leadbridge.connectors.base import ItemResult, Operation, OrderItem, Outcome
 from leadbridge.connectors.marketing import CALL_REF, CAMPAIGN, CHANNEL, SOURCE, VISITOR_ID
 from leadbridge.conversions.attribution import WEIGHT_COLUMNS
 from leadbridge.store.tables import (
-    conversion_credits,
+    attribution_paths,
     conversions,
     crm_marketing_refs,
     hub_state,
@@ -158,13 +158,15 @@ def _note_batch(conn: Connection, connection_id: int, batch: list[Any]) -> None:
 def touch_values(conn: Connection, conversion_ids: Sequence[UUID],
                  model: str) -> dict[UUID, dict[str, str]]:
     """The marketing field values of each conversion's touch under `model`."""
-    weight = conversion_credits.c[WEIGHT_COLUMNS[model]]
-    c = conversion_credits.c
+    c, p = conversions.c, attribution_paths.c
+    weight = p[WEIGHT_COLUMNS[model]]
     best: dict[UUID, tuple[float, int, dict[str, str]]] = {}
     for start in range(0, len(conversion_ids), _CHUNK):
-        for row in conn.execute(select(c.conversion_id, c.touch, c.channel, c.source,
-                                       c.campaign, weight.label("w"))
-                                .where(c.conversion_id.in_(conversion_ids[start:start + _CHUNK]))):
+        for row in conn.execute(select(c.id.label("conversion_id"), p.touch, p.channel, p.source,
+                                       p.campaign, weight.label("w"))
+                                .join_from(conversions, attribution_paths,
+                                           p.path_id == c.path_id)
+                                .where(c.id.in_(conversion_ids[start:start + _CHUNK]))):
             rank = (row.w, row.touch)
             held = best.get(row.conversion_id)
             if held is None or rank > held[:2]:

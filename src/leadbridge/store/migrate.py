@@ -26,6 +26,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to `revision`, undoing the migrations after it."""
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def revision(engine: Engine, message: str) -> None:
     """Autogenerate a migration from the difference between tables.py and the database."""
     cfg = alembic_config(engine)

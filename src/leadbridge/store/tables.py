@@ -491,6 +491,7 @@ conversions = Table(
     Column("import_id", Integer),
     Column("dedupe_key", String(300), nullable=False, unique=True),
     _ts("created_at", nullable=False),
+    Column("path_id", String(32)),  # its attribution path; NULL until it is credited
     Index("ix_conversions_occurred_at", "occurred_at"),
     Index("ix_conversions_transaction_ref", "transaction_ref",
           sqlite_where=text("transaction_ref IS NOT NULL"),
@@ -532,28 +533,28 @@ conversion_rejections = Table(
 
 # -- attribution and CRM goals --------------------------------------------------------------
 
-# How each conversion is credited: one row per conversion and touch (a web session, or the
-# call's marketing source, or "direct" when nothing is known), with that touch's weight under
-# each model (first touch, last touch, linear, position-based 40/20/40). A model's amount share
-# is the conversion's amount times its weight; the weights of a conversion add up to 1 under
-# every model. One row per touch, not per touch and model, keeps the intake's writes 2-4x
-# smaller; reports join the conversion (by the primary key) for its time, action and amounts,
-# so this table needs no index of its own.
-conversion_credits = Table(
-    "conversion_credits",
+# How conversions are credited: each distinct conversion path (the touches that led to a
+# conversion, oldest first: web sessions, or the call's marketing source, or "direct" when
+# nothing is known), one row per touch, with that touch's weight under each model (first touch,
+# last touch, linear, position-based 40/20/40). A conversion names its path
+# (`conversions.path_id`); many conversions share one, so crediting a conversion writes one
+# column, not a row per touch. A model's amount share is the conversion's amount times the
+# weight; a path's weights add up to 1 under every model. `path_id` is a digest of the touches,
+# so every writer names the same path the same way and paths are only ever added.
+attribution_paths = Table(
+    "attribution_paths",
     metadata,
-    Column("conversion_id", Uuid, nullable=False),
+    Column("path_id", String(32), nullable=False),
     Column("touch", Integer, nullable=False),  # 0 = first touch
     Column("touches", Integer, nullable=False),
     Column("channel", String(20), nullable=False),
     Column("source", String(300), nullable=False),
     Column("campaign", String(300), nullable=False),
-    _ts("session_started_at"),  # NULL: not a web session (a call's source, or direct)
     Column("w_first", Float, nullable=False),
     Column("w_last", Float, nullable=False),
     Column("w_linear", Float, nullable=False),
     Column("w_position", Float, nullable=False),
-    PrimaryKeyConstraint("conversion_id", "touch"),
+    PrimaryKeyConstraint("path_id", "touch"),
 )
 
 # CRM records seen (by a sync cycle) carrying a visitor id or a call reference; the latest
