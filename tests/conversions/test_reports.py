@@ -104,6 +104,30 @@ def test_period_and_action_select_conversions_by_their_time(engine: Engine) -> N
     assert [(t.currency, t.conversions) for t in late.totals] == [("EUR", 2), ("USD", 1)]
 
 
+def test_periods_whose_bounds_fall_on_another_day_in_their_zone_are_exact(
+        engine: Engine) -> None:
+    midnight = datetime(2026, 3, 3, tzinfo=UTC)
+    with engine.begin() as conn:
+        bv = visitor(conn, "late-night", H(0, "social", "https://t.co/"))
+        convert(conn, midnight - timedelta(milliseconds=500), bv=bv, amount="1")
+        convert(conn, midnight, bv=bv, amount="2")
+        convert(conn, midnight + timedelta(hours=23, minutes=59), bv=bv, amount="4")
+
+    def revenue(since: str | None, until: str | None) -> Decimal:
+        start, stop = parse_period(since, until)
+        with engine.connect() as conn:
+            report = attribution_report(conn, model="last_touch", by="channel", since=start,
+                                        until=stop)
+        return sum((t.revenue for t in report.totals), Decimal(0))
+
+    # 01:30 on the 3rd at +02:00 is 23:30 on the 2nd in UTC; 02:00 there is midnight UTC
+    assert revenue("2026-03-03T01:30:00+02:00", "2026-03-03T02:00:00+02:00") == 1
+    assert revenue("2026-03-03T01:30:00+02:00", "2026-03-03T02:00:00.001+02:00") == 3
+    # 20:00 on the 3rd at -05:00 is 01:00 on the 4th in UTC: the last one is before it
+    assert revenue("2026-03-03", "2026-03-03T20:00:00-05:00") == 6
+    assert revenue("2026-03-03", "2026-03-03") == 6 and revenue("2026-03-02", None) == 7
+
+
 def test_rows_and_totals_per_day_week_and_month_in_utc(engine: Engine) -> None:
     with engine.begin() as conn:
         bv = visitor(conn, "p1", H(0, "referral", "https://a.example/"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +18,9 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CREDITS = sa.table("conversion_credits", *(sa.column(c) for c in (
     "conversion_id", "touch", "touches", "channel", "source", "campaign", "session_started_at",
     "w_first", "w_last", "w_linear", "w_position")))
+# conversions as revision 0010 has them
+AT_0010 = sa.table("conversions", *(sa.column(name, conversions.c[name].type) for name in (
+    "id", "action", "occurred_at", "source", "dedupe_key", "created_at")))
 EMAIL = ("email", "newsletter", "spring")
 DIRECT = ("direct", "(none)", "(none)")
 
@@ -43,7 +46,7 @@ def test_credit_rows_become_shared_paths_and_come_back(at_0010: Engine) -> None:
     ids = [new_id() for _ in range(3)]
     with engine.begin() as conn:
         for i, cid in enumerate(ids):
-            conn.execute(insert(conversions).values(
+            conn.execute(insert(AT_0010).values(
                 id=cid, action="sale", occurred_at=T0, source="api", dedupe_key=f"k{i}",
                 created_at=T0))
         # the driver's own form of the ids, as the credit rows hold them
@@ -71,3 +74,18 @@ def test_credit_rows_become_shared_paths_and_come_back(at_0010: Engine) -> None:
                             .order_by(CREDITS.c.conversion_id, CREDITS.c.touch)).all()
     assert [tuple(r) for r in back] == [(0, "email", 0), (1, "direct", 1)] * 2 + [
         (0, "direct", 1)]
+
+
+def test_the_utc_day_of_existing_conversions_is_filled_in(engine: Engine) -> None:
+    downgrade(engine, "0011")
+    try:
+        # 01:00 on 2 March at +02:00 is 23:00 on 1 March in UTC
+        moment = datetime(2026, 3, 2, 1, 0, tzinfo=timezone(timedelta(hours=2)))
+        with engine.begin() as conn:
+            conn.execute(insert(AT_0010).values(
+                id=new_id(), action="sale", occurred_at=moment, source="api",
+                dedupe_key="k", created_at=moment))
+    finally:
+        upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(conversions.c.occurred_on)).scalar_one() == date(2026, 3, 1)

@@ -53,6 +53,7 @@ from leadbridge.store.tables import (
     conversions,
     crm_marketing_refs,
     marketing_sources,
+    utc_day,
 )
 from leadbridge.tracking.channels import CAMPAIGN, NO_SOURCE
 
@@ -211,7 +212,8 @@ def reattribute(conn: Connection, conversion_ids: Iterable[UUID] | None = None, 
              .select_from(conversions.outerjoin(calls, calls.c.id == conversions.c.call_id))
              .order_by(conversions.c.id))
     if since is not None:
-        query = query.where(conversions.c.occurred_at >= since)
+        query = query.where(conversions.c.occurred_on >= utc_day(since),
+                            conversions.c.occurred_at >= since)
     wanted = None if conversion_ids is None else sorted(set(conversion_ids))
     done = 0
     parts = ([query] if wanted is None else

@@ -30,7 +30,7 @@ from leadbridge.conversions.matching import find_calls, find_visitors, pick_visi
 from leadbridge.conversions.model import MatchedConversion
 from leadbridge.store.bulk import BulkInsert, decimal_converter, time_converter, uuid_converter
 from leadbridge.store.ids import new_id
-from leadbridge.store.tables import UTCDateTime, conversions
+from leadbridge.store.tables import UTCDateTime, conversions, utc_day
 
 __all__ = [
     "ACCEPTED",
@@ -45,7 +45,7 @@ __all__ = [
 ACCEPTED, MERGED, REJECTED = "accepted", "merged", "rejected"
 _COLUMNS = ["id", "action", "title", "occurred_at", "transaction_ref", "amount", "currency",
             "margin", "visitor_key", "call_ref", "browser_visitor_id", "call_id", "contact_id",
-            "source", "import_id", "dedupe_key", "created_at", "path_id"]
+            "source", "import_id", "dedupe_key", "created_at", "path_id", "occurred_on"]
 Source = Literal["api", "csv", "dropfolder", "crm"]
 # the attribution path id of each conversion, in order (see attribution.attribute_batch)
 AttributeBatch = Callable[[Connection, Sequence[MatchedConversion]], Sequence[str | None]]
@@ -162,6 +162,8 @@ class ConversionWriter:
         stored: list[tuple[Any, ...]] = []
         scratch: list[dict[str, Any]] = []
         matched: list[MatchedConversion] = []
+        days: list[Any] = []  # occurred_on: on SQLite the date part of the time's text
+        text_times = conn.dialect.name == "sqlite"
         by_ref = rule.kind == "transaction_ref"
         duplicate, rule_key = rule.duplicate, rule.key
         scratch_table = self._scratch
@@ -212,12 +214,14 @@ class ConversionWriter:
                                 "action": row.action, "occurred_at": row.occurred_at})
                 continue
             amount, margin = row.amount, row.margin
-            # in the order of the conversions table's columns
+            at = to_time(row.occurred_at)
+            # in the order of the conversions table's columns, less the last two
             stored.append((
-                to_uuid(conversion_id), row.action, row.title, to_time(row.occurred_at), ref,
+                to_uuid(conversion_id), row.action, row.title, at, ref,
                 None if amount is None else to_decimal(amount), row.currency,
                 None if margin is None else to_decimal(margin), visitor_key, row.call_ref,
                 visitor_id, call_id, contact_id, source, import_id, key, created_at))
+            days.append(at[:10] if text_times else utc_day(row.occurred_at))
             matched.append(MatchedConversion(
                 conversion_id, visitor_id, row.occurred_at, amount, margin, row.currency,
                 row.action, contact_id, call_id, source_id))
@@ -226,6 +230,6 @@ class ConversionWriter:
         if stored:
             paths = (self.attribute(conn, matched) if self.attribute is not None
                      else [None] * len(stored))
-            conn.exec_driver_sql(self._insert.sql,
-                                 [(*row, path) for row, path in zip(stored, paths, strict=True)])
+            conn.exec_driver_sql(self._insert.sql, [
+                (*row, path, day) for row, path, day in zip(stored, paths, days, strict=True)])
         return outcomes

@@ -27,6 +27,7 @@ from leadbridge.store.tables import (
     conversions,
     crm_marketing_refs,
     hits,
+    utc_day,
 )
 
 DIMENSIONS = ("channel", "source", "campaign")
@@ -136,10 +137,10 @@ def attribution_report(conn: Connection, *, model: str, by: str,
     bucket = _bucket(conn.dialect.name, interval).label("period")
     grouped = [bucket] if interval is not None else []  # PostgreSQL groups by no constant
     period = []
-    if since is not None:
-        period.append(c.occurred_at >= since)
+    if since is not None:  # the day finds them (an index), the time picks them
+        period += [c.occurred_on >= utc_day(since), c.occurred_at >= since]
     if until is not None:
-        period.append(c.occurred_at < until)
+        period += [c.occurred_on <= utc_day(until), c.occurred_at < until]
     if action:
         period.append(c.action == action)
     joined = conversions.join(attribution_paths, cc.path_id == c.path_id)

@@ -8,7 +8,7 @@ weight orders by the current, decayed score.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
@@ -64,6 +64,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_day(moment: datetime) -> date:
+    """The UTC date of an aware datetime (conversions.occurred_on)."""
+    return moment.astimezone(UTC).date()
 
 
 def _ts(name: str, nullable: bool = True) -> Column[datetime]:
@@ -492,7 +497,12 @@ conversions = Table(
     Column("dedupe_key", String(300), nullable=False, unique=True),
     _ts("created_at", nullable=False),
     Column("path_id", String(32)),  # its attribution path; NULL until it is credited
-    Index("ix_conversions_occurred_at", "occurred_at"),
+    # occurred_at's UTC day: periods are found through this index. Its entries for one day
+    # are in insertion order, so an import spread over a month adds to a few dozen index
+    # pages, where an index on the exact time takes a random page for every row.
+    Column("occurred_on", Date, nullable=False, default=lambda context: utc_day(
+        context.get_current_parameters()["occurred_at"])),
+    Index("ix_conversions_occurred_on", "occurred_on"),
     Index("ix_conversions_transaction_ref", "transaction_ref",
           sqlite_where=text("transaction_ref IS NOT NULL"),
           postgresql_where=text("transaction_ref IS NOT NULL")),
