@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, Subquery, bindparam, select, update
@@ -44,9 +43,9 @@ from leadbridge.conversions.sessions import (
     Touch,
     VisitorSessions,
     read_sessions,
+    start_key,
 )
 from leadbridge.errors import InputError
-from leadbridge.store.bulk import time_converter
 from leadbridge.store.tables import (
     attribution_paths,
     calls,
@@ -104,7 +103,7 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
     caller's transaction) and the caller stores each path id on its conversion."""
     if not batch:
         return []
-    to_time = _time_key(conn.dialect.name)
+    to_time = start_key(conn.dialect.name)
     with_visitor = [c.browser_visitor_id for c in batch if c.browser_visitor_id is not None]
     sessions: dict[int, VisitorSessions] = {}
     if with_visitor:
@@ -171,20 +170,6 @@ def credit_rows() -> Subquery:
                    p.campaign, p.w_first, p.w_last, p.w_linear, p.w_position)
             .select_from(conversions.join(attribution_paths, p.path_id == c.path_id))
             .subquery("credits"))
-
-
-def _time_key(dialect: str) -> Callable[[datetime], Any]:
-    """A conversion's time in the form session starts come in (see `VisitorSessions`)."""
-    if dialect != "sqlite":
-        return time_converter(dialect)
-    slow = time_converter(dialect)
-
-    def sqlite_text(moment: datetime) -> Any:
-        if moment.tzinfo is UTC:  # the usual case: one call instead of three
-            return moment.isoformat(" ", "microseconds")[:26]
-        return slow(moment)
-
-    return sqlite_text
 
 
 def _marketing_touches(conn: Connection, ids: set[int]) -> dict[int | None, Touch]:

@@ -22,7 +22,7 @@ sessions need travel, and a referrer only when its hit can start a session.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -57,9 +57,9 @@ class Session:
 
 @dataclass(slots=True)
 class VisitorSessions:
-    """The sessions of one visitor in start order. `starts` are in the driver's own time
-    format (text on SQLite, datetimes on PostgreSQL): comparable with each other and with
-    times passed through `time_converter` of the same dialect, and cheap to bisect."""
+    """The sessions of one visitor in start order. `starts` are datetimes as the driver's
+    times read: naive UTC on SQLite, aware on PostgreSQL; `start_key` turns an aware time
+    into the same form, to bisect them."""
 
     starts: list[Any]
     touches: list[Touch]
@@ -93,10 +93,30 @@ def read_sessions(conn: Connection, browser_visitor_ids: Sequence[int], *, since
     for start in range(0, len(ids), _IDS_PER_QUERY):
         # padded to a power of two: the driver keeps one prepared statement per list length
         markers, chunk = in_list(ids[start : start + _IDS_PER_QUERY], dialect)
-        sql = driver_sql(_SQL.format(ids=markers), dialect)
-        rows = conn.exec_driver_sql(sql, (*chunk, to_driver(since), to_driver(until)))
-        _fold(rows.fetchall(), timeout, found)
+        result = conn.exec_driver_sql(driver_sql(_SQL.format(ids=markers), dialect),
+                                      (*chunk, to_driver(since), to_driver(until)))
+        try:  # the driver's own rows: no Row object per hit
+            _fold(result.cursor.fetchall(), timeout, found)
+        finally:
+            result.close()
     return found
+
+
+def start_key(dialect: str) -> Callable[[datetime], datetime]:
+    """An aware time in the form of `VisitorSessions.starts` on `dialect`."""
+    if dialect != "sqlite":
+        return _same_moment
+    return _naive_utc
+
+
+def _same_moment(moment: datetime) -> datetime:
+    return moment
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None)
 
 
 def _fold(rows: Sequence[Any], timeout: timedelta, found: dict[int, VisitorSessions]) -> None:
@@ -118,10 +138,10 @@ def _fold(rows: Sequence[Any], timeout: timedelta, found: dict[int, VisitorSessi
         if channel in VISIT_STARTERS:
             touch = _touch(channel, referrer, campaign_name, campaign_source)
             if gap or touch != current.touches[-1]:
-                current.starts.append(moment)
+                current.starts.append(when)
                 current.touches.append(touch)
         elif gap:
-            current.starts.append(moment)
+            current.starts.append(when)
             current.touches.append(DIRECT_TOUCH)
 
 

@@ -24,6 +24,8 @@ _Convert = Callable[[Any], Any]
 def _sqlite_datetime(value: datetime | None) -> str | None:
     if value is None:
         return None
+    if value.tzinfo is UTC:  # the usual case: the text less its "+00:00", in one call
+        return value.isoformat(" ", "microseconds")[:26]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
