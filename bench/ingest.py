@@ -221,6 +221,17 @@ def peak_rss_mb(pid: int) -> float:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) of a process and its worker processes so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            total += cpu_seconds(int(child))
+    return total
+
+
 def count_hits(db_url: str) -> int:
     if db_url.startswith("sqlite"):
         import sqlite3
@@ -291,10 +302,14 @@ def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path,
                 client.post("/matomo.php", json=doc).raise_for_status()
         warmup_s = time.perf_counter() - started
         run_wrk(wrk, base + "/healthz", 2, conns, None, [])  # warm-up
+        cpu = cpu_seconds(server.pid)
         trivial = run_wrk(wrk, base + "/healthz", seconds, conns, None, [])
+        trivial_cpu = cpu_seconds(server.pid) - cpu
         run_wrk(wrk, base, 3, conns, script, [str(requests_file)])  # warm caches
         before = count_hits(db_url)
+        cpu = cpu_seconds(server.pid)
         intake = run_wrk(wrk, base, seconds, conns, script, [str(requests_file)])
+        intake_cpu = cpu_seconds(server.pid) - cpu
         time.sleep(0.5)
         stored = count_hits(db_url) - before
         rss = peak_rss_mb(server.pid)
@@ -314,6 +329,9 @@ def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path,
         "ratio": intake["rps"] / trivial["rps"],
         "hit_ratio": intake["rps"] * hits_per_request / trivial["rps"],
         "warmup_hits_per_s": VISITORS / warmup_s,
+        "trivial_cpu_us": trivial_cpu / trivial["requests"] * 1e6,
+        "hit_cpu_us": intake_cpu / (intake["requests"] * hits_per_request) * 1e6,
+        "server_cores": intake_cpu / seconds,
     }
 
 
@@ -330,7 +348,8 @@ def main() -> None:
           f"20% bots, {VISITORS:,} visitors from 2,000 companies + ISPs + hosting", flush=True)
     header = (f"{'backend':<11}{'trivial req/s':>14}{'intake req/s':>14}{'hits/s':>10}"
               f"{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'req ratio':>10}{'hit ratio':>10}"
-              f"{'stored':>10}{'non-2xx':>9}{'cold hits/s':>12}")
+              f"{'stored':>10}{'non-2xx':>9}{'cold hits/s':>12}{'CPU µs/req':>11}"
+              f"{'CPU µs/hit':>11}{'cores':>6}")
     results = {}
     with tempfile.TemporaryDirectory(prefix="lb-bench-") as tmp:
         for backend in args.backends.split(","):
@@ -343,11 +362,15 @@ def main() -> None:
         print(f"{backend:<11}{r['trivial_rps']:>14,.0f}{r['rps']:>14,.0f}{r['hits_per_s']:>10,.0f}"
               f"{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rss_mb']:>9.0f}{r['ratio']:>10.0%}"
               f"{r['hit_ratio']:>10.0%}{int(r['stored']):>10,}{int(r['non2xx']):>9}"
-              f"{r['warmup_hits_per_s']:>12,.0f}")
+              f"{r['warmup_hits_per_s']:>12,.0f}{r['trivial_cpu_us']:>11.0f}"
+              f"{r['hit_cpu_us']:>11.0f}{r['server_cores']:>6.2f}")
     print("req ratio = intake requests/s ÷ trivial /healthz requests/s on the same server; "
           "hit ratio = intake hits/s ÷ the same trivial rate (target ≥ 40%).\n"
           "stored = rows in hits after the run (every 2xx is committed); cold hits/s = the "
-          "warm-up, where every visitor and organisation is new.")
+          "warm-up, where every visitor and organisation is new.\n"
+          "CPU µs/req = the server's CPU time per trivial request; CPU µs/hit = its CPU time per "
+          "stored hit during the intake run; cores = the server's CPU time ÷ the intake run's "
+          "length.")
 
 
 if __name__ == "__main__":
