@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, text
 
 from leadbridge.store import make_engine, upgrade
+from leadbridge.store.db import SQLITE_PAGE_SIZE
 from leadbridge.store.ids import floor_id, new_id
 from leadbridge.store.state import bump_config_version, config_version
 from leadbridge.store.tables import hub_state, sites
@@ -48,3 +50,23 @@ def test_sqlite_default_creates_folder_and_uses_wal(tmp_path) -> None:  # type: 
     with eng.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     eng.dispose()
+
+
+def test_a_new_sqlite_database_gets_small_pages_and_an_old_one_keeps_its_own(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as raw:
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("CREATE TABLE t (x)")
+    for path, size in ((tmp_path / "new.db", SQLITE_PAGE_SIZE), (old, 4096)):
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            upgrade(engine)
+            with engine.connect() as conn:
+                assert conn.execute(text("PRAGMA page_size")).scalar() == size
+                assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        finally:
+            engine.dispose()
+    assert SQLITE_PAGE_SIZE == 2048

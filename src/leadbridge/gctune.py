@@ -1,11 +1,17 @@
-"""Fewer garbage-collector passes while bulk work allocates millions of short-lived objects.
+"""Fewer garbage-collector passes where the work allocates many short-lived objects.
 
 CPython's cyclic collector runs every 700 net allocations of container objects (tuples,
-lists, row objects) and, every 100 of those runs, walks every object the process holds. A
-bulk import creates and frees tens of thousands of tuples per batch, none in a cycle: the
-collector found nothing and cost a fifth of the import's time. Inside `relaxed_gc()` it runs
-about a hundred times less often; reference counting still frees everything at once, and the
-thresholds are put back when the block ends.
+lists, row objects) and now and then walks every object the process holds. Neither a bulk
+import nor a tracking request makes cycles worth finding: reference counting frees their
+objects at once.
+
+- `relaxed_gc()`: a bulk import creates and frees tens of thousands of tuples per batch, and
+  the collector cost a fifth of its time. Inside the block it runs about a hundred times less
+  often; the thresholds are put back when the block ends.
+- `settle_server()`: once the server has started, the objects it holds for its whole life
+  (modules, settings, routes, compiled rules) are moved out of the collector's sight
+  (`gc.freeze`), and the collector runs less often. The intake's slowest requests waited for
+  full collections of those objects.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["relaxed_gc"]
+__all__ = ["relaxed_gc", "settle_server"]
 
 BULK_THRESHOLDS = (100_000, 50, 1000)
+SERVER_THRESHOLDS = (10_000, 20, 100)
 _lock = threading.Lock()
 _depth = 0
 _saved: tuple[int, int, int] | None = None
@@ -42,3 +49,13 @@ def relaxed_gc() -> Iterator[None]:
             if _depth == 0 and _saved is not None:
                 gc.set_threshold(*_saved)
                 _saved = None
+
+
+def settle_server() -> None:
+    """Freeze what the process holds now and collect less often from here on (a server
+    process, once it has started)."""
+    gc.collect()
+    gc.freeze()
+    with _lock:
+        if _depth == 0:
+            gc.set_threshold(*SERVER_THRESHOLDS)

@@ -148,5 +148,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> HubApp:
 def app_from_settings() -> HubApp:
     """Factory for server worker processes: each reads the settings and opens its own hub."""
     from leadbridge.config import load_settings
+    from leadbridge.gctune import settle_server
 
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    settle_server()
+    return app

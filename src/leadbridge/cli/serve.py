@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from leadbridge.cli.common import console, err_console, friendly_errors, settings
 from leadbridge.cli.scoring import rescore_with_progress
 from leadbridge.config import Settings
+from leadbridge.gctune import settle_server
 from leadbridge.hub import Hub
 from leadbridge.identify.enrichment import import_companies
 from leadbridge.jobs import ensure_job_schema
@@ -67,7 +68,9 @@ def serve(
         return
     from leadbridge.api.app import create_app
 
-    uvicorn.run(create_app(hub.settings, hub), **options)
+    app = create_app(hub.settings, hub)
+    settle_server()
+    uvicorn.run(app, **options)
 
 
 def prepare(cfg: Settings) -> Hub:

@@ -43,12 +43,18 @@ def make_engine(url: str, *, synchronous: str = "FULL", **kwargs: Any) -> Engine
     raise ConfigError(f"database_url {url!r}: only sqlite and postgresql are supported")
 
 
+SQLITE_PAGE_SIZE = 2048
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # let SQLAlchemy's own BEGIN reach SQLite (pysqlite otherwise defers it)
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        # a new database only (an existing one keeps its size): the intake changes a few
+        # rows on many pages per batch, and every changed page goes to the WAL whole
+        cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA busy_timeout=30000")
