@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from fast_query_parsers import parse_query_string
@@ -58,11 +58,31 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
-def _dnt(request: Request, hub: Hub) -> bool:
-    if not hub.settings.privacy.honour_dnt:
-        return False
-    h = request.headers
-    return h.get("dnt") == "1" or h.get("sec-gpc") == "1" or "lb_optout=1" in h.get("cookie", "")
+_WANTED = {b"user-agent", b"accept-language", b"x-forwarded-for", b"dnt", b"sec-gpc",
+           b"cookie"}
+
+
+class _Sender(NamedTuple):
+    """What a tracking request's headers say, read once for all the hits it carries."""
+
+    ip: str | None  # the visitor's address (see Hub.client_ip)
+    user_agent: str
+    accept_language: str | None
+    dnt: bool  # Do-Not-Track, Global Privacy Control or the opt-out cookie, when honoured
+
+
+def _sender(request: Request, hub: Hub) -> _Sender:
+    found: dict[bytes, str] = {}
+    for name, value in request.scope["headers"]:
+        name = name.lower()
+        if name in _WANTED and name not in found:
+            found[name] = value.decode("latin-1")
+    dnt = hub.settings.privacy.honour_dnt and (
+        found.get(b"dnt") == "1" or found.get(b"sec-gpc") == "1"
+        or "lb_optout=1" in found.get(b"cookie", ""))
+    client = request.client
+    return _Sender(hub.client_ip(client.host if client else None, found.get(b"x-forwarded-for")),
+                   found.get(b"user-agent", ""), found.get(b"accept-language"), dnt)
 
 
 class TrackingEndpoints:
@@ -126,12 +146,13 @@ class TrackingEndpoints:
     async def _track_one(
         self, request: Request, params: Mapping[str, str], token: str | None
     ) -> None:
-        req, now = self._parse(request, params, token)
-        await self._store(request, req, now)
+        sender = _sender(request, self.hub)
+        req, now = self._parse(sender, params, token)
+        await self._store(sender, req, now)
 
-    async def _store(self, request: Request, req: TrackingRequest, now: Any) -> None:
+    async def _store(self, sender: _Sender, req: TrackingRequest, now: Any) -> None:
         try:
-            hit = self.hub.intake.prepare(req, now, dnt=_dnt(request, self.hub))
+            hit = self.hub.intake.prepare(req, now, dnt=sender.dnt)
         except Skipped as skip:
             self.hub.commit.count_rejection(req.site_id, skip.reason)
             raise
@@ -152,6 +173,7 @@ class TrackingEndpoints:
         errors: list[dict[str, Any]] = []
         waits: list[tuple[int, asyncio.Future[None]]] = []
         skipped = 0
+        sender = _sender(request, self.hub)
         for index, entry in enumerate(entries):
             params: dict[str, str] = {}
             try:
@@ -159,8 +181,8 @@ class TrackingEndpoints:
                     raise InputError("each bulk entry must be a query string such as "
                                      "'?idsite=1&rec=1&url=...'")
                 params = _form(entry.split("?", 1)[1].encode() if "?" in entry else entry.encode())
-                req, now = self._parse(request, params, token or params.get("token_auth"))
-                hit = self.hub.intake.prepare(req, now, dnt=_dnt(request, self.hub))
+                req, now = self._parse(sender, params, token or params.get("token_auth"))
+                hit = self.hub.intake.prepare(req, now, dnt=sender.dnt)
                 waits.append((index, self.hub.commit.submit(hit)))
             except InputError as exc:
                 self._count(params, exc)
@@ -188,20 +210,18 @@ class TrackingEndpoints:
         })
 
     def _parse(
-        self, request: Request, params: Mapping[str, str], token: str | None
+        self, sender: _Sender, params: Mapping[str, str], token: str | None
     ) -> tuple[TrackingRequest, Any]:
         hub = self.hub
         authenticated = bool(token) and hub.api_key(token or "") is not None
         if token and not authenticated and ("cip" in params or "cdt" in params):
             raise InputError("token_auth is not a valid API key")
         now = hub.now()
-        headers = request.headers
         req = parse_matomo(
             params,
-            remote_ip=hub.client_ip(request.client.host if request.client else None,
-                                    headers.get("x-forwarded-for")),
-            user_agent=headers.get("user-agent", ""),
-            accept_language=headers.get("accept-language"),
+            remote_ip=sender.ip,
+            user_agent=sender.user_agent,
+            accept_language=sender.accept_language,
             authenticated=authenticated,
             now=now,
         )
@@ -229,18 +249,16 @@ class TrackingEndpoints:
             return _error(413, "too_large", f"{len(entries)} hits; the limit is {limit}")
         auth = request.headers.get("authorization", "")
         key = hub.api_key(auth[7:]) if auth.lower().startswith("bearer ") else None
-        peer = hub.client_ip(request.client.host if request.client else None,
-                             request.headers.get("x-forwarded-for"))
+        sender = _sender(request, hub)
         results: list[dict[str, Any]] = []
         waits: list[tuple[int, asyncio.Future[None]]] = []
         now = hub.now()
         for index, entry in enumerate(entries):
             try:
                 hit = NativeHit.model_validate(entry)
-                req = native_to_request(hit, peer=peer,
-                                        user_agent=request.headers.get("user-agent", ""),
+                req = native_to_request(hit, peer=sender.ip, user_agent=sender.user_agent,
                                         authenticated=key is not None, now=now)
-                prepared = hub.intake.prepare(req, now, dnt=_dnt(request, hub))
+                prepared = hub.intake.prepare(req, now, dnt=sender.dnt)
                 waits.append((index, hub.commit.submit(prepared)))
                 results.append({"index": index, "status": "accepted"})
             except ValidationError as exc:
@@ -292,11 +310,10 @@ class TrackingEndpoints:
                 raise InputError("parameter lb_ct (the recipient's contact token) is required")
             campaign = (q.get("c") or "")[:300] or None
             host = next((h for h in site.hosts if not h.startswith("*.")), site.hosts[0][2:])
+            sender = _sender(request, hub)
             req = TrackingRequest(
                 site_id=site_id, url=f"https://{host}/", kind=EMAIL_OPEN,
-                contact_token=token, user_agent=request.headers.get("user-agent", ""),
-                ip=hub.client_ip(request.client.host if request.client else None,
-                                 request.headers.get("x-forwarded-for")),
+                contact_token=token, user_agent=sender.user_agent, ip=sender.ip,
                 campaign_name=campaign, campaign_medium="email",
                 event_category="email", event_action="open", event_name=campaign,
                 action_name=f"Email opened: {campaign}" if campaign else "Email opened",
