@@ -8,14 +8,55 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from bottlecrm_peer import BottleCRMServer, BottleCRMUser
+from leadbridge.cli import app
+from leadbridge.connectors.bottlecrm import BottleCRMClient
 from support import TEST_RANGES
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def bottlecrm_cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  bottlecrm: BottleCRMServer,
+                  bottlecrm_user: BottleCRMUser) -> Callable[[dict[str, str | None]], Cli]:
+    """`connect(env)`: the `leadbridge` CLI on the test's database with `env` added, after
+    `connections add bottle` for the shared BottleCRM; returns `invoke(*args, stdin=None)`."""
+
+    def connect(env: dict[str, str | None]) -> Cli:
+        for key in list(os.environ):
+            if key.startswith("LEADBRIDGE_"):
+                monkeypatch.delenv(key)
+        full = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
+                "LEADBRIDGE_CONFIG": None, **env}
+
+        def invoke(*args: str, stdin: str | None = None) -> Result:
+            monkeypatch.chdir(tmp_path)
+            return CliRunner().invoke(app, list(args), env=full, input=stdin)
+
+        added = invoke("connections", "add", "bottle", "--kind", "bottlecrm", "--url",
+                       bottlecrm.url, "--email", bottlecrm_user.email, "--password-stdin",
+                       stdin=bottlecrm_user.password + "\n")
+        assert added.exit_code == 0, added.output
+        return invoke
+
+    return connect
+
+
+@pytest.fixture
+def crm(bottlecrm_api: BottleCRMClient) -> Any:
+    """The shared BottleCRM, read and written through its own API to check what a sync did."""
+    return bottlecrm_api
 
 
 def free_port() -> int:

@@ -7,20 +7,15 @@ visitor's sessions, and the attribution is written back into the record's descri
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import Engine, select
-from typer.testing import CliRunner
 
 from attribution_seed import H, call, convert, marketing_source, visitor
-from bottlecrm_peer import BottleCRMServer, BottleCRMUser
-from leadbridge.cli import app
 from leadbridge.connectors.bottlecrm import BottleCRMClient
 from leadbridge.conversions.attribution import credit_rows
 from leadbridge.store.tables import conversions
@@ -37,31 +32,11 @@ currency = "EUR"
 
 
 @pytest.fixture
-def run(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        bottlecrm: BottleCRMServer, bottlecrm_user: BottleCRMUser) -> Any:
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
+def run(bottlecrm_cli: Any, tmp_path: Path) -> Any:
     (tmp_path / "leadbridge.toml").write_text(CONFIG, encoding="utf-8")
-    env = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-           "LEADBRIDGE_SECRET_KEY": "e2e-attribution-secret",
-           "LEADBRIDGE_CONFIG": str(tmp_path / "leadbridge.toml")}
+    return bottlecrm_cli({"LEADBRIDGE_SECRET_KEY": "e2e-attribution-secret",
+                          "LEADBRIDGE_CONFIG": str(tmp_path / "leadbridge.toml")})
 
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        monkeypatch.chdir(tmp_path)
-        return CliRunner().invoke(app, list(args), env=env, input=stdin)
-
-    added = invoke("connections", "add", "bottle", "--kind", "bottlecrm", "--url",
-                   bottlecrm.url, "--email", bottlecrm_user.email, "--password-stdin",
-                   stdin=bottlecrm_user.password + "\n")
-    assert added.exit_code == 0, added.output
-    return invoke
-
-
-@pytest.fixture
-def crm(bottlecrm: BottleCRMServer, bottlecrm_user: BottleCRMUser) -> Any:
-    with BottleCRMClient(bottlecrm.url, bottlecrm_user.email, bottlecrm_user.password) as c:
-        yield c
 
 
 def sync(run: Any) -> str:

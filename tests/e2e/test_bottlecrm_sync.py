@@ -6,19 +6,13 @@ records are checked in BottleCRM through its own API.
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import Engine, insert, update
-from typer.testing import CliRunner
 
-from bottlecrm_peer import BottleCRMServer, BottleCRMUser
-from leadbridge.cli import app
 from leadbridge.connectors.bottlecrm import BottleCRMClient
 from leadbridge.store.tables import contacts
 from support import scalar
@@ -27,29 +21,9 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def run(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        bottlecrm: BottleCRMServer, bottlecrm_user: BottleCRMUser) -> Any:
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
-    env = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-           "LEADBRIDGE_SECRET_KEY": "e2e-sync-secret", "LEADBRIDGE_CONFIG": None}
+def run(bottlecrm_cli: Any) -> Any:
+    return bottlecrm_cli({"LEADBRIDGE_SECRET_KEY": "e2e-sync-secret"})
 
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        monkeypatch.chdir(tmp_path)
-        return CliRunner().invoke(app, list(args), env=env, input=stdin)
-
-    added = invoke("connections", "add", "bottle", "--kind", "bottlecrm", "--url",
-                   bottlecrm.url, "--email", bottlecrm_user.email, "--password-stdin",
-                   stdin=bottlecrm_user.password + "\n")
-    assert added.exit_code == 0, added.output
-    return invoke
-
-
-@pytest.fixture
-def crm(bottlecrm: BottleCRMServer, bottlecrm_user: BottleCRMUser) -> Any:
-    with BottleCRMClient(bottlecrm.url, bottlecrm_user.email, bottlecrm_user.password) as c:
-        yield c
 
 
 def add_contact(engine: Engine, email: str, name: str) -> int:

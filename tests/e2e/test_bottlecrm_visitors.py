@@ -8,19 +8,14 @@ whole session, so every name here carries a fresh tag.
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
 from sqlalchemy import Engine
-from typer.testing import CliRunner
 
-from bottlecrm_peer import BottleCRMServer, BottleCRMUser
-from leadbridge.cli import app
 from leadbridge.connectors.base import Operation, OrderItem, Outcome
 from leadbridge.connectors.bottlecrm import BottleCRMClient, BottleCRMConnector
 from leadbridge.connectors.bottlecrm.visitorblock import read_block
@@ -33,32 +28,12 @@ PUBLIC_URL = "https://hub.example.com"
 
 
 @pytest.fixture
-def run(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        bottlecrm: BottleCRMServer, bottlecrm_user: BottleCRMUser) -> Any:
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
-    env = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-           "LEADBRIDGE_SECRET_KEY": "e2e-visitors-secret", "LEADBRIDGE_CONFIG": None,
-           "LEADBRIDGE_PUBLIC_URL": PUBLIC_URL}
+def run(bottlecrm_cli: Any, engine: Engine) -> Any:
     with engine.begin() as conn:
         set_state(conn, DECAY_EPOCH, DECAY.epoch.isoformat())
+    return bottlecrm_cli({"LEADBRIDGE_SECRET_KEY": "e2e-visitors-secret",
+                          "LEADBRIDGE_PUBLIC_URL": PUBLIC_URL})
 
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        monkeypatch.chdir(tmp_path)
-        return CliRunner().invoke(app, list(args), env=env, input=stdin)
-
-    added = invoke("connections", "add", "bottle", "--kind", "bottlecrm", "--url",
-                   bottlecrm.url, "--email", bottlecrm_user.email, "--password-stdin",
-                   stdin=bottlecrm_user.password + "\n")
-    assert added.exit_code == 0, added.output
-    return invoke
-
-
-@pytest.fixture
-def crm(bottlecrm: BottleCRMServer, bottlecrm_user: BottleCRMUser) -> Any:
-    with BottleCRMClient(bottlecrm.url, bottlecrm_user.email, bottlecrm_user.password) as c:
-        yield c
 
 
 def visitor(engine: Engine, name: str, score: float, **values: Any) -> tuple[int, str]:
