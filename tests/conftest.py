@@ -10,16 +10,19 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from click.testing import Result
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from leadbridge.api.app import create_app
 from leadbridge.apikeys import create_key
+from leadbridge.cli import app as cli_app
 from leadbridge.config import Settings, load_settings
 from leadbridge.hub import Hub
 from leadbridge.jobs import ensure_job_schema
@@ -110,6 +113,31 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """`cli(*args, input=None, **env)`: `leadbridge ARGS...` on the test database, from
+    tmp_path (no leadbridge.toml), with data in tmp_path/var and no other LEADBRIDGE_* variable
+    than those given in `env` (None removes one)."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("LEADBRIDGE_"):
+            monkeypatch.delenv(key)
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, **env: str | None) -> Result:
+        full: dict[str, str | None] = {
+            "LEADBRIDGE_DATABASE_URL": db_url,
+            "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
+            "LEADBRIDGE_CONFIG": None,
+            **env,
+        }
+        # other fixtures (settings) may clear the environment or move after this one ran
+        monkeypatch.chdir(tmp_path)
+        return runner.invoke(cli_app, list(args), env=full, input=input)
+
+    return run
 
 
 @pytest.fixture

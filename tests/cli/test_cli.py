@@ -37,28 +37,6 @@ def words(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """Run `leadbridge ARGS...` on the test database, from a folder without leadbridge.toml."""
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
-    runner = CliRunner()
-
-    def run(*args: str, **env: str | None) -> Result:
-        full: dict[str, str | None] = {
-            "LEADBRIDGE_DATABASE_URL": db_url,
-            "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-            "LEADBRIDGE_CONFIG": None,
-            **env,
-        }
-        # other fixtures (settings) may clear the environment after this one ran
-        monkeypatch.chdir(tmp_path)
-        return runner.invoke(app, list(args), env=full)
-
-    return run
-
 
 def ok(result: Result) -> Result:
     assert result.exit_code == 0, (result.exit_code, result.output, result.exception)

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from bottlecrm_peer import BottleCRMServer, BottleCRMUser
-from leadbridge.cli import app
 from leadbridge.store.tables import connections, metadata
 
 PLANTED = "PLANTED-s3cr3t-4242"
@@ -28,27 +26,6 @@ Cli = Callable[..., Result]
 def words(text: str) -> str:
     return " ".join(text.split())
 
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """Run `leadbridge ARGS...` on the test database with a key file in tmp_path/var."""
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None, **env: str | None) -> Result:
-        full: dict[str, str | None] = {
-            "LEADBRIDGE_DATABASE_URL": db_url,
-            "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-            "LEADBRIDGE_CONFIG": None,
-            **env,
-        }
-        monkeypatch.chdir(tmp_path)
-        return runner.invoke(app, list(args), env=full, input=input)
-
-    return run
 
 
 def ok(result: Result) -> Result:

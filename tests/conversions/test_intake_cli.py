@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from click.testing import Result
 from sqlalchemy import Engine
-from typer.testing import CliRunner
 
 from conversion_seed import VISITOR, counts, seed, stored
-from leadbridge.cli import app
 
 Cli = Callable[..., Result]
 HEADER = "action,title,occurred_at,transaction_ref,amount,currency,margin,visitor_id,call_ref\n"
@@ -21,22 +17,6 @@ HEADER = "action,title,occurred_at,transaction_ref,amount,currency,margin,visito
 def words(text: str) -> str:
     return " ".join(text.split())
 
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
-    runner = CliRunner()
-
-    def run(*args: str, **env: str | None) -> Result:
-        full: dict[str, str | None] = {"LEADBRIDGE_DATABASE_URL": db_url,
-                                       "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-                                       "LEADBRIDGE_CONFIG": None, **env}
-        return runner.invoke(app, list(args), env=full)
-
-    return run
 
 
 def test_import_prints_counts_that_add_up_and_the_rejected_lines(

@@ -3,18 +3,14 @@ parameters through the API and the CLI; CRM records whose marketing ids lead now
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, insert
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
 from attribution_seed import T0, H, call, convert, marketing_source, visitor
-from leadbridge.cli import app
 from leadbridge.conversions.reports import (
     attribution_report,
     crm_records_without_marketing,
@@ -243,16 +239,6 @@ def test_records_and_reattribute_api(client: TestClient, auth: dict[str, str],
     bad = client.post("/api/v1/attribution/reattribute", headers=auth, params={"since": "x"})
     assert bad.status_code == 400 and "bad since: 'x'" in bad.json()["detail"]
 
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
-    env = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-           "LEADBRIDGE_CONFIG": None}
-    return lambda *args: CliRunner().invoke(app, list(args), env=env)
 
 
 def test_report_cli(cli, engine: Engine) -> None:  # type: ignore[no-untyped-def]

@@ -16,10 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import Result
-from typer.testing import CliRunner
 
 from bottlecrm_peer import BottleCRMServer, BottleCRMUser
-from leadbridge.cli import app
 from leadbridge.connectors.bottlecrm import BottleCRMClient
 from support import TEST_RANGES
 
@@ -27,22 +25,14 @@ Cli = Callable[..., Result]
 
 
 @pytest.fixture
-def bottlecrm_cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  bottlecrm: BottleCRMServer,
+def bottlecrm_cli(cli: Cli, bottlecrm: BottleCRMServer,
                   bottlecrm_user: BottleCRMUser) -> Callable[[dict[str, str | None]], Cli]:
-    """`connect(env)`: the `leadbridge` CLI on the test's database with `env` added, after
-    `connections add bottle` for the shared BottleCRM; returns `invoke(*args, stdin=None)`."""
+    """`connect(env)`: the `cli` fixture with `env` added, after `connections add bottle` for
+    the shared BottleCRM; returns `invoke(*args, stdin=None)`."""
 
     def connect(env: dict[str, str | None]) -> Cli:
-        for key in list(os.environ):
-            if key.startswith("LEADBRIDGE_"):
-                monkeypatch.delenv(key)
-        full = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-                "LEADBRIDGE_CONFIG": None, **env}
-
         def invoke(*args: str, stdin: str | None = None) -> Result:
-            monkeypatch.chdir(tmp_path)
-            return CliRunner().invoke(app, list(args), env=full, input=stdin)
+            return cli(*args, input=stdin, **env)
 
         added = invoke("connections", "add", "bottle", "--kind", "bottlecrm", "--url",
                        bottlecrm.url, "--email", bottlecrm_user.email, "--password-stdin",

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import Engine, insert
-from typer.testing import CliRunner
 
 from leadbridge import connections as registry
-from leadbridge.cli import app
 from leadbridge.config import load_settings
 from leadbridge.connectors.memory import MemoryCRM
 from leadbridge.keyring import load_keyring
@@ -32,13 +28,7 @@ def crm(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryCRM]:
 
 
 @pytest.fixture
-def run(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
-    env = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(tmp_path / "var"),
-           "LEADBRIDGE_SECRET_KEY": "sync-cli-secret", "LEADBRIDGE_CONFIG": None}
-    monkeypatch.chdir(tmp_path)
+def run(cli: Any, db_url: str, engine: Engine, tmp_path: Path) -> Any:
     cfg = load_settings(tmp_path / "absent.toml", database_url=db_url,
                         data_dir=str(tmp_path / "var"), secret_key="sync-cli-secret")
     with engine.begin() as conn:
@@ -47,11 +37,7 @@ def run(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyP
                                              created_at=NOW, updated_at=NOW, hit_count=0,
                                              score_weight=0.0))
 
-    def invoke(*args: str) -> Result:
-        monkeypatch.chdir(tmp_path)
-        return CliRunner().invoke(app, list(args), env=env)
-
-    return invoke
+    return lambda *args: cli(*args, LEADBRIDGE_SECRET_KEY="sync-cli-secret")
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(run: Any, crm: MemoryCRM,

@@ -3,17 +3,12 @@ with good and malformed input, against the memory CRM on both databases."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
-from typer.testing import CliRunner
 
-from leadbridge.cli import app
 from leadbridge.config import Settings
 from leadbridge.connectors.memory import MemoryCRM
 from leadbridge.sync.locks import connection_lock
@@ -21,21 +16,10 @@ from visitor_world import account_of, visitor
 
 
 @pytest.fixture
-def run(db_url: str, settings: Settings, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key in list(os.environ):
-        if key.startswith("LEADBRIDGE_"):
-            monkeypatch.delenv(key)
+def run(cli: Any, settings: Settings) -> Any:
     # the same database, data folder and key as the `settings` the connection was made with
-    env = {"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_DATA_DIR": str(settings.data_dir),
-           "LEADBRIDGE_SECRET_KEY": "test-secret-key-0123456789abcdef",
-           "LEADBRIDGE_CONFIG": None}
-
-    def invoke(*args: str) -> Result:
-        monkeypatch.chdir(tmp_path)
-        return CliRunner().invoke(app, list(args), env=env)
-
-    return invoke
+    return lambda *args: cli(*args, LEADBRIDGE_DATA_DIR=str(settings.data_dir),
+                             LEADBRIDGE_SECRET_KEY="test-secret-key-0123456789abcdef")
 
 
 def test_cli_creates_once_then_reports_the_association(
