@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from click.testing import Result
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
@@ -51,3 +52,31 @@ TEST_RANGES = """network,company,domain,type
 203.0.113.128/25,Big Broadband,bigbb.example,isp
 192.0.2.0/24,Cloudy Hosting,cloudy.example,hosting
 """
+
+
+# -- the CLI -------------------------------------------------------------------------------
+
+Cli = Callable[..., Result]
+
+
+def words(text: str) -> str:
+    """Output with Rich's wrapping and tab expansion undone."""
+    return " ".join(text.split())
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def failed(result: Result, code: int, *needles: str) -> str:
+    """Assert a clean failure: exit `code`, no traceback, stderr naming every needle."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"a traceback escaped: {result.exception!r}")
+    text = words(result.stderr)
+    assert "Traceback" not in result.output
+    unwrapped = "".join(text.split())  # Rich folds long words (paths) across lines
+    for needle in needles:
+        assert "".join(needle.split()) in unwrapped, (needle, text)
+    return text

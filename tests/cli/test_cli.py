@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
@@ -21,7 +19,7 @@ from leadbridge.hub import Hub
 from leadbridge.identify.contacts import read_contact_token
 from leadbridge.scoring.ruleset import load_decay
 from leadbridge.store.tables import hits, sites
-from support import rows, scalar, track
+from support import Cli, failed, ok, rows, scalar, track, words
 
 SECRET = "cli-test-secret-0123456789abcdef"
 ACME_IP, BIGBB_IP = "203.0.113.5", "203.0.113.200"
@@ -29,31 +27,10 @@ JANE, BOB = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"
 PRICING_TOML = ('[[scoring.page_rules]]\npattern = "/pricing*"\nname = "Pricing"\n'
                 'category = "pricing"\nscore = 10\n')
 
-Cli = Callable[..., Result]
-
-
-def words(text: str) -> str:
-    """Output with Rich's wrapping and tab expansion undone."""
-    return " ".join(text.split())
 
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
 
-
-def failed(result: Result, code: int, *needles: str) -> str:
-    """Assert a clean failure: exit `code`, no traceback, stderr naming every needle."""
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"a traceback escaped: {result.exception!r}")
-    text = words(result.stderr)
-    assert "Traceback" not in result.output
-    unwrapped = "".join(text.split())  # Rich folds long words (paths) across lines
-    for needle in needles:
-        assert "".join(needle.split()) in unwrapped, (needle, text)
-    return text
 
 
 def visit(client: TestClient, site: int, key: str, ip: str, path: str = "/",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,33 +14,16 @@ from typer.testing import Result
 
 from bottlecrm_peer import BottleCRMServer, BottleCRMUser
 from leadbridge.store.tables import connections, metadata
+from support import Cli, failed, ok, words
 
 PLANTED = "PLANTED-s3cr3t-4242"
 UNREACHABLE = "http://127.0.0.1:9"
 SECRET = "cli-secret-key-0123456789abcdef"
 
-Cli = Callable[..., Result]
-
-
-def words(text: str) -> str:
-    return " ".join(text.split())
 
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
-    return result
 
-
-def failed(result: Result, code: int, *needles: str) -> str:
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"a traceback escaped: {result.exception!r}")
-    text = words(result.stderr)
-    unwrapped = "".join(text.split())
-    for needle in needles:
-        assert "".join(needle.split()) in unwrapped, (needle, text)
-    return text
 
 
 def add_main(cli: Cli, password: str = PLANTED, **env: str | None) -> Result:

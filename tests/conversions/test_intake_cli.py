@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from click.testing import Result
 from sqlalchemy import Engine
 
 from conversion_seed import VISITOR, counts, seed, stored
+from support import Cli, words
 
-Cli = Callable[..., Result]
 HEADER = "action,title,occurred_at,transaction_ref,amount,currency,margin,visitor_id,call_ref\n"
 
-
-def words(text: str) -> str:
-    return " ".join(text.split())
 
 
 
