@@ -18,21 +18,6 @@ from leadbridge.sync.runner import sync_connections
 router = APIRouter(prefix="/api/v1/sync", tags=["sync"])
 
 
-class SyncErrorPublic(BaseModel):
-    id: int
-    connection_id: int
-    level: str
-    direction: str
-    object: str
-    record_key: str
-    reason: str
-    attempts: int
-    next_retry_at: datetime | None
-    status: str
-    first_failed_at: datetime
-    last_failed_at: datetime
-
-
 class SyncRunPublic(BaseModel):
     id: int
     connection_id: int
@@ -63,13 +48,11 @@ class CyclePublic(BaseModel):
     plan: list[PlannedChangePublic] = []
 
 
-@router.get("/errors", response_model=list[SyncErrorPublic])
+@router.get("/errors", response_model=list[errorqueue.SyncErrorRow])
 def get_errors(conn: ConnDep, _key: CurrentKey,
                status: Annotated[str | None, Query(pattern="^(open|dismissed|resolved|all)$")]
-               = "open") -> list[SyncErrorPublic]:
-    rows = errorqueue.list_errors(conn, status=None if status == "all" else status)
-    return [SyncErrorPublic(**{f: getattr(r, f) for f in SyncErrorPublic.model_fields})
-            for r in rows]
+               = "open") -> list[errorqueue.SyncErrorRow]:
+    return errorqueue.list_errors(conn, status=None if status == "all" else status)
 
 
 @router.post("/errors/{error_id}/retry", status_code=204)
