@@ -14,6 +14,7 @@ from leadbridge.conversions.attribution import (
     attribute_batch,
     check_model,
     credit_rows,
+    path_id,
     reattribute,
     weights,
 )
@@ -182,3 +183,34 @@ def test_model_names_are_checked_with_a_clear_error() -> None:
     assert check_model("last") == "last_touch"
     with pytest.raises(InputError, match="unknown attribution model 'u-shaped'; use one of"):
         check_model("u-shaped")
+
+
+def test_paths_whose_text_carries_separator_characters_are_told_apart() -> None:
+    # a campaign name can hold any character a tracker sent, control characters included
+    crafted = (("paid_search", "google", "spring\x1ereferral\x1fevil.com\x1fy"),)
+    two = (("paid_search", "google", "spring"), ("referral", "evil.com", "y"))
+    assert path_id(crafted) != path_id(two)
+    assert path_id(two) == path_id(tuple(tuple(t) for t in two))  # the same touches, same id
+
+
+def test_new_paths_are_written_in_key_order(engine: Engine) -> None:
+    with engine.begin() as conn:
+        visitors = [visitor(conn, f"o{i}", H(0, "referral", f"https://s{i}.example/"))
+                    for i in range(12)]
+    batch = [MatchedConversion(new_id(), bv, T0 + timedelta(hours=1), Decimal(1), None, "EUR")
+             for bv in visitors]
+    written: list[Any] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any,
+             executemany: bool) -> None:
+        if "INSERT INTO attribution_paths" in statement:
+            written.extend((row[0], row[1]) for row in params)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with engine.begin() as conn:
+            attribute_batch(conn, batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    # concurrent writers adding the same paths lock them in one order: no deadlock
+    assert len(written) == 12 and written == sorted(written)

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import pytest
 from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import OperationalError
 
 from attribution_seed import T0, H, visitor
 from conversion_seed import (
@@ -344,3 +345,43 @@ def test_a_batch_that_collides_with_a_concurrent_import_is_retried_once(
     assert len(calls) == 2  # the unique key refused the first try; the second saw the row
     assert (report.status, report.accepted, report.merged) == ("done", 1, 1)
     assert [r.transaction_ref for r in stored(engine, "transaction_ref")] == ["T-1", "T-2"]
+
+
+class _Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def test_a_batch_the_database_broke_a_deadlock_in_is_written_again(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(engine)
+    real = ConversionWriter.write
+    tries: list[int] = []
+
+    def deadlocked_first(self: ConversionWriter, rows: Any) -> Any:
+        tries.append(1)
+        if len(tries) == 1:
+            real(self, rows)  # written, then the database picks this one to roll back
+            raise OperationalError("INSERT INTO attribution_paths ...", {}, _Deadlock())
+        return real(self, rows)
+
+    monkeypatch.setattr(ConversionWriter, "write", deadlocked_first)
+    report = run(engine, HEADER + f"sale,,2026-03-01,T-1,10,EUR,,{VISITOR},\n")
+    assert len(tries) == 2
+    assert (report.status, report.accepted, report.merged) == ("done", 1, 0)
+    assert [r.transaction_ref for r in stored(engine, "transaction_ref")] == ["T-1"]
+
+
+def test_other_database_errors_are_not_retried(engine: Engine,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(engine)
+    tries: list[int] = []
+
+    def broken(self: ConversionWriter, rows: Any) -> Any:
+        tries.append(1)
+        raise OperationalError("SELECT ...", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(ConversionWriter, "write", broken)
+    with pytest.raises(OperationalError):
+        import_csv(engine, io.BytesIO((HEADER + f"sale,,2026-03-01,T-1,10,EUR,,{VISITOR},\n")
+                                      .encode()), name="s.csv", settings=ConversionsSettings())
+    assert len(tries) == 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -140,12 +141,16 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
 @lru_cache(maxsize=65_536)
 def path_id(path: tuple[Touch, ...]) -> str:
     """The digest naming a path: the same touches in the same order, the same id."""
-    text = "\x1e".join("\x1f".join(touch) for touch in path)
+    # JSON: any text a hit carried (control characters too) reads back one way only
+    text = json.dumps(path, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _store_paths(conn: Connection, paths: dict[str, tuple[Touch, ...]]) -> None:
-    """Add the paths not stored yet (a path never changes, so a stored one is left as is)."""
+    """Add the paths not stored yet (a path never changes, so a stored one is left as is).
+
+    Rows go in (path_id, touch) order, so two writers adding the same new paths take their
+    row locks in the same order and one waits for the other instead of deadlocking."""
     if not paths:
         return
     dialect = conn.dialect.name
@@ -157,7 +162,7 @@ def _store_paths(conn: Connection, paths: dict[str, tuple[Touch, ...]]) -> None:
             f"INSERT INTO attribution_paths ({', '.join(columns)}) VALUES ({markers}) "
             "ON CONFLICT (path_id, touch) DO NOTHING")
     conn.exec_driver_sql(sql, [(pid, i, len(path), *touch, *w)
-                               for pid, path in paths.items()
+                               for pid, path in sorted(paths.items())
                                for i, (touch, w) in enumerate(zip(path, weights(len(path)),
                                                                   strict=True))])
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from leadbridge.config import ConversionsSettings
 from leadbridge.conversions.attribution import attribute_batch
@@ -38,6 +38,7 @@ from leadbridge.errors import InputError, NotFound
 from leadbridge.gctune import relaxed_gc
 from leadbridge.identify.csvfile import CsvTable, check_utf8, read_table
 from leadbridge.store.bulk import BulkInsert
+from leadbridge.store.db import lost_a_race
 from leadbridge.store.tables import conversion_imports, conversion_rejections
 
 __all__ = [
@@ -206,10 +207,10 @@ class _Import:
                 with conn.begin():
                     self._write(conn, writer, batch)
                 return
-            except IntegrityError:
-                # another import stored one of these conversions in the meantime; the
-                # second pass sees it and counts it as merged
-                if attempt == 2:
+            except DBAPIError as exc:
+                # another import stored one of these conversions in the meantime (the
+                # second pass sees it and counts it as merged), or deadlocked with this one
+                if attempt == 2 or not lost_a_race(exc):
                     raise
 
     def _write(self, conn: Connection, writer: ConversionWriter, batch: _Batch) -> None:

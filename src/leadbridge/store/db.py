@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from leadbridge.errors import ConfigError
 
@@ -79,3 +79,14 @@ def writing(engine: Engine) -> Iterator[Connection]:
     """
     with engine.connect().execution_options(writer=True) as conn, conn.begin():
         yield conn
+
+
+_RACES = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+
+
+def lost_a_race(exc: BaseException) -> bool:
+    """Whether a failed write transaction lost a race with another writer and may simply run
+    again: a unique key stored first by the other one, or a deadlock the database broke."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RACES

@@ -13,7 +13,7 @@ from typing import IO, Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -23,6 +23,7 @@ from leadbridge.conversions.importer import get_import, import_csv, rule_from_se
 from leadbridge.conversions.intake import ACCEPTED, ConversionWriter, Outcome
 from leadbridge.errors import InputError, TooLarge
 from leadbridge.hub import Hub
+from leadbridge.store.db import lost_a_race
 
 router = APIRouter(prefix="/api/v1/conversions", tags=["conversions"])
 
@@ -50,8 +51,9 @@ def _store(hub: Hub, rows: list[ConversionRow]) -> list[Outcome]:
             with hub.engine.connect() as conn, conn.begin():
                 writer = ConversionWriter(conn, rule=rule_from_settings(settings), source="api")
                 return writer.write(rows)
-        except IntegrityError:
-            if attempt == 2:  # stored twice at the same moment by another request
+        except DBAPIError as exc:
+            # stored at the same moment by another request, or a deadlock with it
+            if attempt == 2 or not lost_a_race(exc):
                 raise
     raise AssertionError("unreachable")
 

@@ -7,6 +7,7 @@ Revises: 0010
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,7 +29,8 @@ _WEIGHTS = ("w_first", "w_last", "w_linear", "w_position")
 
 def _path_id(touches: Sequence[tuple[str, str, str]]) -> str:
     # as leadbridge.conversions.attribution.path_id names them
-    text = "\x1e".join("\x1f".join(touch) for touch in touches)
+    # JSON: any text a hit carried (control characters too) reads back one way only
+    text = json.dumps(touches, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 

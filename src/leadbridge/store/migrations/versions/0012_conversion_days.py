@@ -23,6 +23,10 @@ def upgrade() -> None:
         server_default=sa.text("'1970-01-01'") if sqlite else None))
     if sqlite:  # 'YYYY-MM-DD HH:MM:SS.ffffff', in UTC
         op.execute("UPDATE conversions SET occurred_on = substr(occurred_at, 1, 10)")
+        # then without the default (the table is copied): a row must say its own day
+        with op.batch_alter_table("conversions", recreate="always") as batch_op:
+            batch_op.alter_column("occurred_on", existing_type=sa.Date(), nullable=False,
+                                  server_default=None)
     else:
         op.execute("UPDATE conversions SET occurred_on = (occurred_at AT TIME ZONE 'UTC')::date")
         op.alter_column("conversions", "occurred_on", existing_type=sa.Date(), nullable=False)
