@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from starlette.testclient import TestClient
 
 from leadbridge.config import Settings, SyncSettings, load_settings
 from leadbridge.connectors.memory import MemoryCRM
@@ -15,7 +17,13 @@ from leadbridge.connectors.ratelimits import RateInfo, RateWindow
 from leadbridge.errors import ConfigError
 from leadbridge.sync import engine as engine_module
 from leadbridge.sync import errorqueue
-from leadbridge.sync.budget import ApiBudget, BudgetExhausted, BudgetLimits, limits_for
+from leadbridge.sync.budget import (
+    ApiBudget,
+    BudgetExhausted,
+    BudgetLimits,
+    budget_status,
+    limits_for,
+)
 from leadbridge.sync.engine import BUDGET_OBJECT, SyncEngine
 from support import rows, scalar
 from sync.test_engine import MANUAL, NOW, add_contact, connection_id  # noqa: F401 - fixture
@@ -226,3 +234,58 @@ def test_a_long_retry_after_ends_the_cycle_instead_of_sleeping(
     assert "the CRM asked to wait 3600 s" in (report.budget_message or "")
     crm.fail_next(0)
     assert len(crm.records["contacts"]) == 0
+
+
+# -- where a budget stands: API and CLI ------------------------------------------------------
+
+def test_the_status_reads_old_counts_as_zero_and_says_until_when_syncs_wait(
+        engine: Engine, connection_id: int) -> None:  # noqa: F811
+    sync = SyncSettings.model_validate({"budget": {"calls_per_day": 10, "calls_per_window": 3}})
+    at = WINDOW_START + timedelta(seconds=5)
+    fresh = budget_status(engine, sync, connection_id, "tiny", now=at)
+    assert (fresh.day_calls, fresh.window_calls, fresh.blocked_until) == (0, 0, None)
+    budget = ApiBudget(engine, connection_id, limits_for(sync, "tiny"), clock=lambda: at)
+    budget.spend(3, RateInfo(at, (RateWindow("x-ratelimit", 40, 100, None),)))
+    spent = budget_status(engine, sync, connection_id, "tiny", now=at)
+    assert (spent.day_calls, spent.window_calls) == (3, 3)
+    assert spent.blocked_until == WINDOW_START + timedelta(seconds=60)
+    assert "3 of 3 calls for this 60-second window spent" in (spent.blocked_reason or "")
+    assert spent.to_dict()["crm"] == {"window": "x-ratelimit", "remaining": 40, "limit": 100,
+                                      "seen_at": "2026-11-20T09:00:05Z"}
+    later = budget_status(engine, sync, connection_id, "tiny",
+                          now=WINDOW_START + timedelta(minutes=2))
+    assert (later.day_calls, later.window_calls, later.blocked_until) == (3, 0, None)
+    tomorrow = budget_status(engine, sync, connection_id, "tiny",
+                             now=WINDOW_START + timedelta(days=1))
+    assert tomorrow.day_calls == 0
+
+
+def test_budget_cli_and_api(cli: Any, client: TestClient, auth: dict[str, str],
+                            settings: Settings, engine: Engine) -> None:
+    env = {"LEADBRIDGE_DATA_DIR": str(settings.data_dir),
+           "LEADBRIDGE_SECRET_KEY": "test-secret-key-0123456789abcdef",
+           "LEADBRIDGE_SYNC__BUDGET__CALLS_PER_DAY": "500"}
+    added = cli("connections", "add", "crm-a", "--kind", "bottlecrm", "--url",
+                "http://127.0.0.1:9", "--email", "a@example.com", "--password-stdin",
+                input="pw\n", **env)
+    assert added.exit_code == 0, added.output
+    with engine.connect() as conn:
+        cid = conn.execute(text("SELECT id FROM connections WHERE name = 'crm-a'")).scalar_one()
+    now = datetime.now(UTC)
+    ApiBudget(engine, cid, BudgetLimits(500, None, 60), clock=lambda: now).spend(
+        7, RateInfo(now, (RateWindow("hubspot-daily", 0, 250_000, now + timedelta(hours=1)),)))
+    shown = cli("connections", "budget", "crm-a", **env)
+    assert shown.exit_code == 0, shown.output
+    out = " ".join(shown.output.split())
+    assert "crm-a: 7 calls today (UTC) of 500" in out
+    assert "the CRM said 0 of 250000 left (hubspot-daily)" in out
+    assert "syncs wait until" in out and "the CRM reported 0 of 250000 calls left" in out
+    missing = cli("connections", "budget", "nope", **env)
+    assert missing.exit_code != 0 and "nope" in missing.output + missing.stderr
+    got = client.get("/api/v1/connections/crm-a/budget", headers=auth)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert (body["connection"], body["day_calls"], body["crm"]["remaining"]) == ("crm-a", 7, 0)
+    assert body["blocked_until"] is not None
+    assert client.get("/api/v1/connections/nope/budget", headers=auth).status_code == 404
+    assert client.get("/api/v1/connections/crm-a/budget").status_code == 401

@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from leadbridge.cli.common import console, err_console, friendly_errors, settings, transaction
+from leadbridge.cli.common import (
+    console,
+    engine,
+    err_console,
+    friendly_errors,
+    settings,
+    transaction,
+)
 from leadbridge.connections import (
     add_connection,
     check_connector,
@@ -28,6 +35,7 @@ from leadbridge.connections import (
 from leadbridge.errors import InputError
 from leadbridge.keyring import load_keyring
 from leadbridge.redact import install_redaction
+from leadbridge.sync.budget import BudgetStatus, budget_status
 
 app = typer.Typer(help="CRM connections (credentials stored encrypted).", no_args_is_help=True)
 secrets_app = typer.Typer(help="The keys that encrypt connection credentials.",
@@ -120,6 +128,44 @@ def test(name: str) -> None:
     kind = "failed (retriable)" if result.retriable else "failed"
     err_console.print(f"[red]{kind}:[/red] {found.name}: {result.reason}", highlight=False)
     raise typer.Exit(1)
+
+
+@app.command("budget")
+@friendly_errors
+def budget(name: Annotated[str | None, typer.Argument(help="one connection; all if left out")]
+           = None) -> None:
+    """How many CRM calls each connection made today and in this window, against its
+    `sync.budget`, what the CRM last said of its own limits, and whether syncs wait."""
+    cfg = settings()
+    eng = engine(cfg)
+    try:
+        with eng.connect() as conn:
+            found = [get_connection(conn, name)] if name else list_connections(conn)
+        for c in found:
+            console.print(_budget_line(budget_status(eng, cfg.sync, c.id, c.name)),
+                          highlight=False, soft_wrap=True)
+    finally:
+        eng.dispose()
+
+
+def _budget_line(status: BudgetStatus) -> str:
+    limits = status.limits
+    day = limits.calls_per_day
+    window = limits.calls_per_window
+    parts = [f"{status.connection}: {status.day_calls} calls today (UTC)"
+             + (f" of {day}" if day else ", no daily limit"),
+             f"{status.window_calls} in this {limits.window_seconds}-second window"
+             + (f" of {window}" if window else "")]
+    if status.crm_window is not None:
+        left = "?" if status.crm_remaining is None else f"{status.crm_remaining:g}"
+        limit = "" if status.crm_limit is None else f" of {status.crm_limit:g}"
+        parts.append(f"the CRM said {left}{limit} left ({status.crm_window})")
+    if status.blocked_until is not None:
+        parts.append(f"syncs wait until {status.blocked_until.isoformat(timespec='seconds')}: "
+                     f"{status.blocked_reason}")
+    else:
+        parts.append("syncs may run")
+    return "; ".join(parts)
 
 
 @app.command("remove")

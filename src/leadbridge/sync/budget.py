@@ -16,7 +16,7 @@ the limit by that much, and the next check stops the cycle.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -72,6 +72,61 @@ class BudgetUsage:
     crm_remaining: float | None
     crm_limit: float | None
     crm_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """Where a connection's budget stands now: what a person asks before a cycle runs."""
+
+    connection: str
+    limits: BudgetLimits
+    day: date
+    day_calls: int  # calls on the current UTC day
+    window_start: datetime
+    window_calls: int  # calls in the current window
+    blocked_until: datetime | None  # no call before this (None: calls may be made)
+    blocked_reason: str | None
+    crm_window: str | None  # the tightest limit the CRM reported, and what was left of it
+    crm_remaining: float | None
+    crm_limit: float | None
+    crm_seen_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str | None:
+            return None if moment is None else _iso(moment)
+
+        return {
+            "connection": self.connection, "day": self.day.isoformat(),
+            "day_calls": self.day_calls, "calls_per_day": self.limits.calls_per_day,
+            "window_start": iso(self.window_start), "window_seconds": self.limits.window_seconds,
+            "window_calls": self.window_calls, "calls_per_window": self.limits.calls_per_window,
+            "blocked_until": iso(self.blocked_until), "blocked_reason": self.blocked_reason,
+            "crm": None if self.crm_window is None else {
+                "window": self.crm_window, "remaining": self.crm_remaining,
+                "limit": self.crm_limit, "seen_at": iso(self.crm_seen_at)},
+        }
+
+
+def budget_status(db: Engine, sync: SyncSettings, connection_id: int, name: str, *,
+                  now: datetime | None = None) -> BudgetStatus:
+    """The connection's budget as of `now`: counts of a past day or window read as 0, and a
+    block that has ended as none; `blocked_until` is set exactly when `check()` would stop."""
+    now = now or datetime.now(UTC)
+    budget = ApiBudget(db, connection_id, limits_for(sync, name), clock=lambda: now)
+    start = budget._window_start(now)
+    used = budget.usage()
+    status = BudgetStatus(name, budget.limits, now.date(), 0, start, 0, None, None, None, None,
+                          None, None)
+    if used is not None:
+        status = replace(status, day_calls=used.day_calls if used.day == now.date() else 0,
+                         window_calls=used.window_calls if used.window_start == start else 0,
+                         crm_window=used.crm_window, crm_remaining=used.crm_remaining,
+                         crm_limit=used.crm_limit, crm_seen_at=used.crm_seen_at)
+    try:
+        budget.check()
+    except BudgetExhausted as exc:
+        status = replace(status, blocked_until=exc.resumes_at, blocked_reason=exc.reason)
+    return status
 
 
 class ApiBudget:

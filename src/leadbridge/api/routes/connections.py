@@ -25,6 +25,7 @@ from leadbridge.connections import (
 from leadbridge.errors import ConfigError
 from leadbridge.keyring import Keyring, load_keyring
 from leadbridge.redact import install_redaction
+from leadbridge.sync.budget import budget_status
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
 
@@ -102,6 +103,16 @@ def post_connection(
 def delete_connection(name: str, conn: ConnDep, _key: CurrentKey) -> Response:
     remove_connection(conn, name)
     return Response(status_code=204)
+
+
+@router.get("/{name}/budget")
+def get_connection_budget(name: str, conn: ConnDep, hub: HubDep,
+                          _key: CurrentKey) -> dict[str, Any]:
+    """Calls made today (UTC) and in the current window against `sync.budget`, what the CRM
+    last said of its own limits (`crm`), and until when syncs wait (`blocked_until`, null when
+    they may run)."""
+    found = get_connection(conn, name)
+    return budget_status(hub.engine, hub.settings.sync, found.id, found.name).to_dict()
 
 
 @router.post("/{name}/test", response_model=ConnectionTestResult)
