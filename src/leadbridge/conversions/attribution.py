@@ -117,8 +117,9 @@ def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
         visitor = sessions.get(conversion.browser_visitor_id)  # type: ignore[arg-type]
         if visitor is not None:
             starts = visitor.starts
-            hi = bisect.bisect_right(starts, to_time(conversion.occurred_at))
-            lo = bisect.bisect_left(starts, to_time(conversion.occurred_at - lookback), 0, hi)
+            at = to_time(conversion.occurred_at)
+            hi = bisect.bisect_right(starts, at)
+            lo = bisect.bisect_left(starts, at - lookback, 0, hi)
             if hi > lo:
                 paths.append(tuple(visitor.touches[lo:hi]))
                 continue
