@@ -91,12 +91,14 @@ class _Reader:
         return self.headers.get(name.lower())
 
     def number(self, name: str, *, grouped: bool = False) -> float | None:
-        raw = self.get(name)
+        return self.count(name, self.get(name), grouped=grouped)
+
+    def count(self, name: str, raw: str | None, *, grouped: bool = False) -> float | None:
+        """`raw` (from header `name`) as a number of zero or more; a problem noted if not."""
         if raw is None:
             return None
-        text = raw.replace(",", "") if grouped else raw
         try:
-            value = float(text)
+            value = float(raw.replace(",", "") if grouped else raw)
         except ValueError:
             value = math.nan
         if not math.isfinite(value) or value < 0:
@@ -182,13 +184,13 @@ def _ietf(r: _Reader) -> None:
             return
         params = {"r": legacy["remaining"], "t": legacy.get("reset", ""),
                   "q": legacy.get("limit", "")}
-    remaining = _param_number(r, "RateLimit", params.get("r"))
-    reset = _param_number(r, "RateLimit", params.get("t")) if params.get("t") else None
-    limit = _param_number(r, "RateLimit", params.get("q")) if params.get("q") else None
+    remaining = r.count("RateLimit", params.get("r"))
+    reset = r.count("RateLimit", params.get("t")) if params.get("t") else None
+    limit = r.count("RateLimit", params.get("q")) if params.get("q") else None
     if limit is None and (policy := r.get("RateLimit-Policy")) is not None:
         found = _structured(policy)
         if found and found.get("q"):
-            limit = _param_number(r, "RateLimit-Policy", found["q"])
+            limit = r.count("RateLimit-Policy", found["q"])
     r.window("ratelimit", remaining, limit, r.reset("RateLimit", reset))
 
 
@@ -208,26 +210,13 @@ def _pairs(raw: str) -> list[tuple[str, str]]:
     return found
 
 
-def _param_number(r: _Reader, header: str, raw: str | None) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        r.problems.append(f"{header}: {raw[:60]!r} is not a number of zero or more")
-        return None
-    return value
-
-
 def _first_number(r: _Reader, name: str) -> float | None:
     """`RateLimit-Limit: 100, 100;w=60` (draft 03-07 quota policies): the first number."""
     raw = r.get(name)
     if raw is None:
         return None
     head = raw.split(",")[0].split(";")[0].strip()
-    return _param_number(r, name, head)
+    return r.count(name, head)
 
 
 def _hubspot(r: _Reader) -> None:
