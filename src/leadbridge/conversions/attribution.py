@@ -169,8 +169,9 @@ def _store_paths(conn: Connection, paths: dict[str, tuple[Touch, ...]]) -> None:
 
 
 def credit_rows() -> Subquery:
-    """Each credited conversion's touches as rows: conversion_id, touch, touches, channel,
-    source, campaign and the four weights (w_first, w_last, w_linear, w_position)."""
+    """Each credited conversion's touches as rows (what write-back reads): conversion_id,
+    touch, touches, channel, source, campaign and the four weights (w_first, w_last, w_linear,
+    w_position)."""
     c, p = conversions.c, attribution_paths.c
     return (select(c.id.label("conversion_id"), p.touch, p.touches, p.channel, p.source,
                    p.campaign, p.w_first, p.w_last, p.w_linear, p.w_position)

@@ -26,9 +26,8 @@ from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from leadbridge.connectors.base import ItemResult, Operation, OrderItem, Outcome, RemoteRecord
 from leadbridge.connectors.marketing import CALL_REF, CAMPAIGN, CHANNEL, SOURCE, VISITOR_ID
-from leadbridge.conversions.attribution import WEIGHT_COLUMNS
+from leadbridge.conversions.attribution import WEIGHT_COLUMNS, credit_rows
 from leadbridge.store.tables import (
-    attribution_paths,
     conversions,
     crm_marketing_refs,
     hub_state,
@@ -158,15 +157,13 @@ def _note_batch(conn: Connection, connection_id: int, batch: list[Any]) -> None:
 def touch_values(conn: Connection, conversion_ids: Sequence[UUID],
                  model: str) -> dict[UUID, dict[str, str]]:
     """The marketing field values of each conversion's touch under `model`."""
-    c, p = conversions.c, attribution_paths.c
-    weight = p[WEIGHT_COLUMNS[model]]
+    c = credit_rows().c
     best: dict[UUID, tuple[float, int, dict[str, str]]] = {}
     for start in range(0, len(conversion_ids), _CHUNK):
-        for row in conn.execute(select(c.id.label("conversion_id"), p.touch, p.channel, p.source,
-                                       p.campaign, weight.label("w"))
-                                .join_from(conversions, attribution_paths,
-                                           p.path_id == c.path_id)
-                                .where(c.id.in_(conversion_ids[start:start + _CHUNK]))):
+        for row in conn.execute(select(c.conversion_id, c.touch, c.channel, c.source,
+                                       c.campaign, c[WEIGHT_COLUMNS[model]].label("w"))
+                                .where(c.conversion_id.in_(
+                                    conversion_ids[start:start + _CHUNK]))):
             rank = (row.w, row.touch)
             held = best.get(row.conversion_id)
             if held is None or rank > held[:2]:
