@@ -112,7 +112,7 @@ def budget_status(db: Engine, sync: SyncSettings, connection_id: int, name: str,
     """The connection's budget as of `now`: counts of a past day or window read as 0, and a
     block that has ended as none; `blocked_until` is set exactly when `check()` would stop."""
     now = now or datetime.now(UTC)
-    budget = ApiBudget(db, connection_id, limits_for(sync, name), clock=lambda: now)
+    budget = ApiBudget(db, connection_id, limits_for(sync, name))
     start = budget._window_start(now)
     used = budget.usage()
     status = BudgetStatus(name, budget.limits, now.date(), 0, start, 0, None, None, None, None,
@@ -122,10 +122,9 @@ def budget_status(db: Engine, sync: SyncSettings, connection_id: int, name: str,
                          window_calls=used.window_calls if used.window_start == start else 0,
                          crm_window=used.crm_window, crm_remaining=used.crm_remaining,
                          crm_limit=used.crm_limit, crm_seen_at=used.crm_seen_at)
-    try:
-        budget.check()
-    except BudgetExhausted as exc:
-        status = replace(status, blocked_until=exc.resumes_at, blocked_reason=exc.reason)
+    stop = budget.stopped(used, now)
+    if stop is not None:
+        status = replace(status, blocked_until=stop.resumes_at, blocked_reason=stop.reason)
     return status
 
 
@@ -150,26 +149,32 @@ class ApiBudget:
     def check(self) -> None:
         """Raise BudgetExhausted when no call may be made now."""
         now = self.clock()
-        used = self.usage()
+        stop = self.stopped(self.usage(), now)
+        if stop is not None:
+            raise stop
+
+    def stopped(self, used: BudgetUsage | None, now: datetime) -> BudgetExhausted | None:
+        """Why no call may be made at `now` with `used` as stored, or None when one may."""
         if used is None:
-            return
+            return None
         if used.blocked_until is not None and used.blocked_until > now:
-            raise BudgetExhausted(used.blocked_reason or "the CRM asked to wait",
-                                  used.blocked_until)
+            return BudgetExhausted(used.blocked_reason or "the CRM asked to wait",
+                                   used.blocked_until)
         per_day = self.limits.calls_per_day
         if per_day is not None and used.day == now.date() and used.day_calls >= per_day:
             midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
-            raise BudgetExhausted(f"{used.day_calls} of {per_day} calls for the day spent "
-                                  "(sync.budget.calls_per_day)", midnight)
+            return BudgetExhausted(f"{used.day_calls} of {per_day} calls for the day spent "
+                                   "(sync.budget.calls_per_day)", midnight)
         per_window = self.limits.calls_per_window
         start = self._window_start(now)
         if (per_window is not None and used.window_start == start
                 and used.window_calls >= per_window):
-            raise BudgetExhausted(
+            return BudgetExhausted(
                 f"{used.window_calls} of {per_window} calls for this "
                 f"{self.limits.window_seconds}-second window spent "
                 "(sync.budget.calls_per_window)",
                 start + timedelta(seconds=self.limits.window_seconds))
+        return None
 
     def spend(self, calls: int, rate: RateInfo | None = None, *, refused: bool = False) -> None:
         """Count `calls` made now, and take in what the CRM said about its limits. Its
