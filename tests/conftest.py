@@ -10,7 +10,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -29,7 +29,7 @@ from leadbridge.jobs import ensure_job_schema
 from leadbridge.sites import add_site
 from leadbridge.store import make_engine, upgrade
 from leadbridge.store.tables import metadata
-from support import TEST_RANGES
+from support import TEST_RANGES, Cli
 
 pytest_plugins = ["crm_fixtures"]
 
@@ -116,7 +116,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """`cli(*args, input=None, **env)`: `leadbridge ARGS...` on the test database, from
     tmp_path (no leadbridge.toml), with data in tmp_path/var and no other LEADBRIDGE_* variable
     than those given in `env` (None removes one)."""

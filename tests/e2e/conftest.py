@@ -19,9 +19,7 @@ from click.testing import Result
 
 from bottlecrm_peer import BottleCRMServer, BottleCRMUser
 from leadbridge.connectors.bottlecrm import BottleCRMClient
-from support import TEST_RANGES
-
-Cli = Callable[..., Result]
+from support import TEST_RANGES, Cli
 
 
 @pytest.fixture
