@@ -240,9 +240,11 @@ def test_hits_stored_before_the_last_push_are_sent_when_their_visitor_is_paired_
     with engine.begin() as conn:  # stored a month before the first cycle
         add_hits(conn, [HitSeed("https://www.example.com/a", acme, "docs", 2.0),
                         HitSeed("https://www.example.com/g", globex, "docs", 2.0)])
-        for old in conn.execute(select(hits.c.id)).scalars().all():
+        month_ago = floor_id(NOW - timedelta(days=30)).int
+        old_ids = conn.execute(select(hits.c.id).order_by(hits.c.id)).scalars().all()
+        for i, old in enumerate(old_ids, start=1):  # distinct, in the same order
             conn.execute(update(hits).where(hits.c.id == old).values(
-                id=uuid.UUID(int=floor_id(NOW - timedelta(days=30)).int + old.int % 1000)))
+                id=uuid.UUID(int=month_ago + i)))
     sync(engine, settings, connection_id, crm)
     assert [h["regarding_id"] for h in crm.records["website_hits"].values()] == [acme_account]
 
