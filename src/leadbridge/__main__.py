@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from leadbridge.cli import app
 
-app(prog_name="leadbridge")
+if __name__ == "__main__":  # not when a writer process is spawned from here
+    app(prog_name="leadbridge")

@@ -72,6 +72,12 @@ class TrackingSettings(BaseModel):
     store_bots: bool = True
     batch_max: int = Field(default=5000, ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    writer: Literal["process", "event_loop"] = Field(
+        default="process",
+        description="where `leadbridge serve` writes batches of hits: a writer process "
+                    "beside the event loop (faster with two cores or more) or the event loop "
+                    "itself",
+    )
 
 
 class PrivacySettings(BaseModel):

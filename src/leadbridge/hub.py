@@ -32,7 +32,10 @@ _KEY_CACHE_SECONDS = 60.0
 
 
 class Hub:
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None = None, *,
+                 serving: bool = False) -> None:
+        """`serving`: the hub of `leadbridge serve`, which writes hits in a writer process
+        when `tracking.writer` says so (tools and tests write on the event loop)."""
         self.settings = settings
         self.engine = engine or make_engine(
             settings.database_url, synchronous=settings.tracking.sqlite_synchronous
@@ -51,9 +54,13 @@ class Hub:
             ensure_epoch(conn)
         self.decay = Decay(settings.scoring.half_life_days, datetime.now(UTC))
         self.reload()
-        self.commit = GroupCommit(self.engine, BatchWriter(self.decay),
-                                  settings.tracking.batch_max,
-                                  durable=settings.tracking.sqlite_synchronous == "FULL")
+        in_memory = self.engine.dialect.name == "sqlite" and self.engine.url.database in (
+            None, "", ":memory:")
+        self.commit = GroupCommit(
+            self.engine, BatchWriter(self.decay), settings.tracking.batch_max,
+            durable=settings.tracking.sqlite_synchronous == "FULL",
+            process=settings if serving and settings.tracking.writer == "process"
+            and not in_memory else None)
         self.intake = Intake(self.sites, self.rules, self.resolvers, self.secret,
                              settings.privacy.ip_mask_bytes, settings.tracking.store_bots)
 

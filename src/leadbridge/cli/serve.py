@@ -92,7 +92,7 @@ def prepare(cfg: Settings) -> Hub:
             rescore_with_progress(cfg)
         else:
             mark_current(engine, cfg)
-    return Hub(cfg, engine)
+    return Hub(cfg, engine, serving=True)
 
 
 def _run_demo(hub: Hub, demo: Demo) -> None:

@@ -51,7 +51,7 @@ class WalSync:
     async def _drive(self, current: asyncio.Future[None]) -> None:
         while True:
             try:
-                await asyncio.to_thread(self._fsync)
+                await asyncio.to_thread(self.fsync)
             except BaseException as exc:  # waiters learn that durability is not assured
                 current.set_exception(exc)
                 _drain_others(self._next, exc)
@@ -64,7 +64,8 @@ class WalSync:
             current, self._next = self._next, None
             self._running = current
 
-    def _fsync(self) -> None:
+    def fsync(self) -> None:
+        """Make every commit made so far durable (blocking)."""
         stat = os.stat(self.path)
         inode = (stat.st_dev, stat.st_ino)
         if self._fd is None or inode != self._inode:

@@ -34,7 +34,13 @@ from leadbridge.identify.organisations import WEBSITE_VISITOR_TYPES, ensure_orga
 from leadbridge.identify.resolvers import OrgMatch
 from leadbridge.scoring.decay import Bands, Decay
 from leadbridge.scoring.ruleset import rebase
-from leadbridge.store.bulk import BulkInsert, driver_sql, time_converter, uuid_converter
+from leadbridge.store.bulk import (
+    BulkInsert,
+    driver_sql,
+    run_many,
+    time_converter,
+    uuid_converter,
+)
 from leadbridge.store.state import config_version
 from leadbridge.store.tables import (
     hits,
@@ -228,24 +234,24 @@ class BatchWriter:
 
         sql.insert_hits.execute(conn, rows)
         if time_on_page:
-            conn.exec_driver_sql(sql.time_on_page, time_on_page)
+            run_many(conn, sql.time_on_page, time_on_page)
         if org_totals:
             stamp = to_time(now)
-            conn.exec_driver_sql(sql.org_totals, [
+            run_many(conn, sql.org_totals, [
                 (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-                 to_time(t.last), stamp, k) for k, t in org_totals.items()])
+                 to_time(t.last), stamp, k) for k, t in sorted(org_totals.items())])
         if contact_totals:
             stamp = to_time(now)
-            conn.exec_driver_sql(sql.contact_totals, [
+            run_many(conn, sql.contact_totals, [
                 (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-                 to_time(t.last), stamp, k) for k, t in contact_totals.items()])
+                 to_time(t.last), stamp, k) for k, t in sorted(contact_totals.items())])
         if contact_org:
             stamp = to_time(now)
-            conn.exec_driver_sql(sql.contact_organisation, [
+            run_many(conn, sql.contact_organisation, [
                 (org, stamp, contact, org, org) for contact, org in contact_org.items()])
         seen = self._seen_to_write(browser_last)
         if seen:
-            conn.exec_driver_sql(sql.browser_seen, [(to_time(v), k) for k, v in seen])
+            run_many(conn, sql.browser_seen, [(to_time(v), k) for k, v in seen])
         if self.on_band_change is not None and self.bands is not None:
             moved = self._band_moved(conn, org_totals, now, website_visitors=True)
             if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:

@@ -10,6 +10,9 @@ its time waiting to get the GIL back from the busy event loop after each databas
 
 If a batch fails, its hits are retried one by one so a single bad row cannot take its
 neighbours down with it.
+
+With a writer process (`tracking.writer = "process"`, see `writerprocess`), the flusher sends
+each batch to that process instead of writing it here, and the same futures wait for its answer.
 """
 
 from __future__ import annotations
@@ -20,29 +23,40 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
 from leadbridge.errors import StoreError
 from leadbridge.store.durability import Checkpointer, WalSync
 from leadbridge.tracking.batch import BatchWriter, PreparedHit
+from leadbridge.tracking.writerprocess import WriterProcess
+
+if TYPE_CHECKING:
+    from leadbridge.config import Settings
 
 log = logging.getLogger(__name__)
 
 # a worker thread finishing a COMMIT waits this long at most for the busy loop's GIL
 SWITCH_INTERVAL = 0.001
 IDLE_FLUSH_SECONDS = 1.0
+# with a writer process, a burst is sent in pieces of this many hits as it is read
+PROCESS_CHUNK = 16
 
 
 class GroupCommit:
     def __init__(self, engine: Engine, writer: BatchWriter, max_batch: int = 5000,
-                 *, durable: bool = True) -> None:
+                 *, durable: bool = True, process: Settings | None = None) -> None:
+        """`process`: the settings a writer process opens the database with (a database
+        file or server, not SQLite in memory); None writes on the event loop."""
         self.engine = engine
+        self._process = WriterProcess(process) if process is not None else None
         # SQLite with durability: commit without fsync, then one shared fsync of the WAL
         self._wal: WalSync | None = None
         self._checkpointer: Checkpointer | None = None
         database = engine.url.database
-        if durable and engine.dialect.name == "sqlite" and database and database != ":memory:":
+        if (self._process is None and durable and engine.dialect.name == "sqlite" and database
+                and database != ":memory:"):
             self._wal = WalSync(Path(database).resolve())
             self._checkpointer = Checkpointer(Path(database).resolve())
         self.writer = writer
@@ -64,6 +78,8 @@ class GroupCommit:
             sys.setswitchinterval(SWITCH_INTERVAL)
         self._stopping = False
         self._wakeup = asyncio.Event()
+        if self._process is not None:
+            self._process.start()
         if self._checkpointer is not None:
             self._checkpointer.start()
             if self._conn is not None:  # reopened with SQLite's own checkpoints off
@@ -81,6 +97,8 @@ class GroupCommit:
             self._task = None
         if self._pending:
             await asyncio.gather(*self._pending)
+        if self._process is not None:
+            await self._process.aclose()
         self.close()
 
     def close(self) -> None:
@@ -104,6 +122,11 @@ class GroupCommit:
         self._queue.append((hit, fut))
         if len(self._queue) == 1 and self._wakeup is not None:
             self._wakeup.set()
+        elif (len(self._queue) >= PROCESS_CHUNK and self._process is not None
+              and self._process.has_room):
+            # the writer starts on these while this loop still reads the rest of the burst
+            taken, self._queue = self._queue, []
+            self._post(taken)
         return fut
 
     def count_rejection(self, site_id: int, reason: str) -> None:
@@ -137,11 +160,17 @@ class GroupCommit:
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), IDLE_FLUSH_SECONDS)
                 except TimeoutError:
-                    self._flush_rejections()
+                    if self._process is None:
+                        self._flush_rejections()
+                    elif self.writer.rejections:
+                        await self._send([])
                 continue
             await asyncio.sleep(0)  # let requests that are ready now join this batch
             taken = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
+            if self._process is not None:
+                await self._send(taken)
+                continue
             results = await self._write_batch([hit for hit, _ in taken])
             if self._wal is None:
                 _settle(taken, results)
@@ -149,6 +178,23 @@ class GroupCommit:
                 task = asyncio.get_running_loop().create_task(self._settle_durable(taken, results))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
+
+    async def _send(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]]) -> None:
+        assert self._process is not None
+        await self._process.send([hit for hit, _ in taken], [fut for _, fut in taken],
+                                 self.writer.rejections)
+        self._sent(taken)
+
+    def _post(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]]) -> None:
+        assert self._process is not None
+        self._process.post([hit for hit, _ in taken], [fut for _, fut in taken],
+                           self.writer.rejections)
+        self._sent(taken)
+
+    def _sent(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]]) -> None:
+        self.writer.rejections.clear()
+        self.batches += 1
+        self.written += len(taken)
 
     async def _settle_durable(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]],
                               results: list[BaseException | None]) -> None:
