@@ -155,12 +155,14 @@ def test_a_band_crossed_with_another_writers_points_is_seen_once_its_weights_are
 # -- the served app pushes within seconds ---------------------------------------------------
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("serving", [False, True], ids=["event_loop", "writer_process"])
 def test_serve_pushes_a_new_website_visitor_and_its_band_change_within_seconds(
-        db_url: str, tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_url: str, tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch,
+        serving: bool) -> None:
     settings = push_settings(db_url, tmp_path)
     crm = MemoryCRM(batch_size=10)
     monkeypatch.setitem(registry._FACTORIES, "memory", lambda s, c: crm)
-    hub = Hub(settings)
+    hub = Hub(settings, serving=serving)  # with serving, the writer process asks for the push
     add_tiny(hub.engine, settings)
     site, _ = site_and_key(hub)
     try:
@@ -239,12 +241,13 @@ def worker(pg_url: str, tmp_path: Path) -> Iterator[tuple[Settings, Path]]:
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("serving", [False, True], ids=["event_loop", "writer_process"])
 def test_on_postgresql_the_push_is_enqueued_with_the_hits_and_run_by_a_worker(
         db_url: str, engine: Engine, clean_env: None,
-        worker: tuple[Settings, Path]) -> None:
+        worker: tuple[Settings, Path], serving: bool) -> None:
     settings, out = worker
     add_tiny(engine, settings)
-    hub = Hub(settings)
+    hub = Hub(settings, serving=serving)
     site, _ = site_and_key(hub)
     try:
         wait_for(lambda: scalar(engine, "SELECT count(*) FROM procrastinate_workers") == 1, 20)
