@@ -1,12 +1,14 @@
 """Ingest benchmark: the running hub, driven over HTTP by wrk from a separate process.
 
-For SQLite and PostgreSQL it starts `leadbridge serve` (one process), measures a trivial
-endpoint (/healthz) on that same server as the same-run baseline, then replays realistic mixed
-Matomo traffic: thousands of client IPs (X-Forwarded-For from a trusted proxy), 20% bots,
-single GET page views and bulk POSTs. It prints requests/s, hits/s, p50/p99 latency, peak
-server memory, and the intake/trivial ratio; then checks every acknowledged hit is stored.
+For SQLite and PostgreSQL it starts `leadbridge serve` (one process and, by default, its writer
+process), measures a trivial endpoint (/healthz) on that same server as the same-run baseline,
+then replays realistic mixed Matomo traffic: thousands of client IPs (X-Forwarded-For from a
+trusted proxy), 20% bots, single GET page views and bulk POSTs. It prints requests/s, hits/s,
+p50/p99 latency, peak server memory, and the intake/trivial ratio; then checks every
+acknowledged hit is stored.
 
     python bench/ingest.py [--seconds 10] [--connections 32] [--backends sqlite,postgresql]
+                           [--writer process|event_loop]
 
 Needs `wrk` (installed with apt-get when missing) and PostgreSQL on 127.0.0.1:5432.
 """
@@ -260,7 +262,8 @@ def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path,
     ranges = work / f"ranges-{backend}.csv"
     write_ranges(ranges, companies)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADBRIDGE_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LEADBRIDGE_") or k == "LEADBRIDGE_TRACKING__WRITER"}
     env.update({"LEADBRIDGE_DATABASE_URL": db_url, "LEADBRIDGE_PORT": str(port),
                 "LEADBRIDGE_DATA_DIR": str(work / "var"),
                 "LEADBRIDGE_IDENTIFY__IP_RANGES_CSV": str(ranges),
@@ -341,10 +344,14 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--workers", type=int, default=1, help="server worker processes")
+    ap.add_argument("--writer", choices=["process", "event_loop"], default="process",
+                    help="tracking.writer: where the server writes batches of hits")
     args = ap.parse_args()
+    os.environ["LEADBRIDGE_TRACKING__WRITER"] = args.writer
     wrk = ensure_wrk()
     print(f"ingest benchmark: wrk -t{THREADS} -c{args.connections} -d{args.seconds}s; "
-          f"{args.workers} server process(es); traffic: 90% single GET / 10% bulk POST of 10, "
+          f"{args.workers} server process(es), writer: {args.writer}; "
+          f"traffic: 90% single GET / 10% bulk POST of 10, "
           f"20% bots, {VISITORS:,} visitors from 2,000 companies + ISPs + hosting", flush=True)
     header = (f"{'backend':<11}{'trivial req/s':>14}{'intake req/s':>14}{'hits/s':>10}"
               f"{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'req ratio':>10}{'hit ratio':>10}"

@@ -45,6 +45,7 @@ class Hub:
         self.trusted_proxies = [ipaddress.ip_network(p, strict=False)
                                 for p in settings.tracking.trusted_proxies]
         self._trust_cache: dict[str, str] = {}
+        self._client_cache: dict[tuple[str, str], str] = {}  # (peer, X-Forwarded-For)
         self._version: str | None = None
         self._checked = 0.0
         self._keys: dict[str, tuple[ApiKey | None, float]] = {}
@@ -110,6 +111,15 @@ class Hub:
         """
         if not peer or not forwarded_for or not self.trusted_proxies:
             return peer
+        key = (peer, forwarded_for)
+        found = self._client_cache.get(key)
+        if found is None:
+            found = self._client_cache[key] = self._forwarded_client(peer, forwarded_for)
+            if len(self._client_cache) > 100_000:
+                self._client_cache.clear()
+        return found
+
+    def _forwarded_client(self, peer: str, forwarded_for: str) -> str:
         if not self._trusted(peer):
             return peer
         for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):

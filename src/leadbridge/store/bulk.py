@@ -8,7 +8,8 @@ UTC datetimes in SQLAlchemy's text format and decimals as floats, the same stora
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -68,6 +69,19 @@ class BulkInsert:
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             run_many(conn, self.sql, self.tuples(rows))
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, the statements run inside go to the server together (psycopg's pipeline
+    mode) and their results are read at the end: one round trip, not one per statement.
+    Elsewhere, nothing changes."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    raw: Any = conn.connection.dbapi_connection
+    with raw.pipeline():
+        yield
 
 
 def run_many(conn: Connection, sql: str, params: Sequence[Sequence[Any]]) -> None:

@@ -37,6 +37,7 @@ from leadbridge.scoring.ruleset import rebase
 from leadbridge.store.bulk import (
     BulkInsert,
     driver_sql,
+    pipelined,
     run_many,
     time_converter,
     uuid_converter,
@@ -232,26 +233,25 @@ class BatchWriter:
                                           or browser_last[bv_id] < moment):
                 browser_last[bv_id] = moment
 
-        sql.insert_hits.execute(conn, rows)
-        if time_on_page:
-            run_many(conn, sql.time_on_page, time_on_page)
-        if org_totals:
-            stamp = to_time(now)
-            run_many(conn, sql.org_totals, [
-                (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-                 to_time(t.last), stamp, k) for k, t in sorted(org_totals.items())])
-        if contact_totals:
-            stamp = to_time(now)
-            run_many(conn, sql.contact_totals, [
-                (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-                 to_time(t.last), stamp, k) for k, t in sorted(contact_totals.items())])
-        if contact_org:
-            stamp = to_time(now)
-            run_many(conn, sql.contact_organisation, [
-                (org, stamp, contact, org, org) for contact, org in contact_org.items()])
-        seen = self._seen_to_write(browser_last)
-        if seen:
-            run_many(conn, sql.browser_seen, [(to_time(v), k) for k, v in seen])
+        stamp = to_time(now)
+        with pipelined(conn):  # PostgreSQL: one round trip for all of them
+            sql.insert_hits.execute(conn, rows)
+            if time_on_page:
+                run_many(conn, sql.time_on_page, time_on_page)
+            if org_totals:
+                run_many(conn, sql.org_totals, [
+                    (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
+                     to_time(t.last), stamp, k) for k, t in sorted(org_totals.items())])
+            if contact_totals:
+                run_many(conn, sql.contact_totals, [
+                    (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
+                     to_time(t.last), stamp, k) for k, t in sorted(contact_totals.items())])
+            if contact_org:
+                run_many(conn, sql.contact_organisation, [
+                    (org, stamp, contact, org, org) for contact, org in contact_org.items()])
+            seen = self._seen_to_write(browser_last)
+            if seen:
+                run_many(conn, sql.browser_seen, [(to_time(v), k) for k, v in seen])
         if self.on_band_change is not None and self.bands is not None:
             moved = self._band_moved(conn, org_totals, now, website_visitors=True)
             if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:
