@@ -1,16 +1,17 @@
 """The intake's writer process: batches are stored beside the event loop, not on it.
 
 Writing a batch (browser and organisation ids, identification, totals, the INSERT, the commit
-and the fsync) costs about half as much CPU again as receiving and preparing its hits. In one
-process both share the event loop's core. With `tracking.writer = "process"` the group commit
+and the fsync) costs nearly as much CPU as receiving and preparing its hits. In one process
+both share the event loop's core. With `tracking.writer = "process"` the group commit
 hands each batch over a pipe to a writer process, which stores it with the same `BatchWriter`,
 commits, makes it durable and answers hit by hit. A request is answered only after that
 answer, so an acknowledged hit is on disk exactly as with the writer on the event loop.
 
-Batches are pipelined: the event loop keeps preparing and sending the next batches while the
-writer stores earlier ones, and the writer takes whatever has arrived since its last commit
-into one transaction. If the writer dies, the hits it had not answered fail with 503 (the
-tracker sends them again) and the next batch starts a new one.
+Batches are pipelined: the event loop sends a burst in pieces as it reads it (see
+`groupcommit.PROCESS_CHUNK`) and keeps preparing the next while the writer stores earlier ones;
+the writer takes whatever has arrived since its last commit into one transaction. If the
+writer dies, the hits it had not answered fail with 503 (the tracker sends them again) and the
+next batch starts a new one.
 """
 
 from __future__ import annotations
