@@ -22,6 +22,7 @@ from leadbridge.scoring.rules import RuleSet
 from leadbridge.scoring.ruleset import ensure_epoch, load_decay, load_rules
 from leadbridge.sites import Site, list_sites
 from leadbridge.store import make_engine
+from leadbridge.store.db import sqlite_file
 from leadbridge.store.state import config_version
 from leadbridge.tracking.batch import BatchWriter
 from leadbridge.tracking.groupcommit import GroupCommit
@@ -55,8 +56,8 @@ class Hub:
             ensure_epoch(conn)
         self.decay = Decay(settings.scoring.half_life_days, datetime.now(UTC))
         self.reload()
-        in_memory = self.engine.dialect.name == "sqlite" and self.engine.url.database in (
-            None, "", ":memory:")
+        # a writer process opens the database itself: a file or a server, not memory
+        in_memory = self.engine.dialect.name == "sqlite" and sqlite_file(self.engine) is None
         self.commit = GroupCommit(
             self.engine, BatchWriter(self.decay), settings.tracking.batch_max,
             durable=settings.tracking.sqlite_synchronous == "FULL",

@@ -19,10 +19,10 @@ from leadbridge.config import Settings
 from leadbridge.conversions.dropfolder import run_poller
 from leadbridge.errors import ConnectionBusy, CrmError, InputError, NotFound, StoreError
 from leadbridge.hub import Hub
-from leadbridge.jobs import Jobs, SyncSoon, open_jobs, schedule_sync
+from leadbridge.jobs import Jobs, open_jobs, schedule_sync
+from leadbridge.jobs.triggers import push_soon
 from leadbridge.privacy.retention import apply_retention
 from leadbridge.redact import install_redaction
-from leadbridge.scoring.decay import Bands
 from leadbridge.tracking.http import TrackingEndpoints
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,7 @@ def _start_jobs(hub: Hub) -> tuple[Jobs, asyncio.Task[None] | None]:
     settings = hub.settings
     jobs = open_jobs(hub.engine, settings)
     schedule_sync(jobs, settings)
-    soon = SyncSoon(jobs, settings.sync.push_delay_seconds)
-    writer = hub.commit.writer
-    writer.bands = Bands(settings.scoring.bands)
-    writer.on_new_organisations = soon
-    writer.on_band_change = soon
+    push_soon(hub.commit.writer, jobs, settings)
     if not settings.jobs.run_in_serve:
         return jobs, None
     return jobs, asyncio.create_task(jobs.run(concurrency=settings.jobs.concurrency),

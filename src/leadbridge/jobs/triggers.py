@@ -16,13 +16,28 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, select
 
 from leadbridge.jobs.interface import Jobs, sync_lock
+from leadbridge.scoring.decay import Bands
 from leadbridge.store.tables import connections
 
+if TYPE_CHECKING:
+    from leadbridge.config import Settings
+    from leadbridge.tracking.batch import BatchWriter
+
 log = logging.getLogger(__name__)
+
+
+def push_soon(writer: BatchWriter, jobs: Jobs, settings: Settings) -> None:
+    """Make `writer`'s batches ask for a sync soon after a new Website Visitor or a band
+    change."""
+    soon = SyncSoon(jobs, settings.sync.push_delay_seconds)
+    writer.bands = Bands(settings.scoring.bands)
+    writer.on_new_organisations = soon
+    writer.on_band_change = soon
 
 
 class SyncSoon:

@@ -43,6 +43,15 @@ def make_engine(url: str, *, synchronous: str = "FULL", **kwargs: Any) -> Engine
     raise ConfigError(f"database_url {url!r}: only sqlite and postgresql are supported")
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite database file behind `engine`; None for SQLite in memory or another
+    database."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database).resolve()
+
+
 SQLITE_PAGE_SIZE = 2048
 
 

@@ -22,12 +22,12 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
 from leadbridge.errors import StoreError
+from leadbridge.store.db import sqlite_file
 from leadbridge.store.durability import Checkpointer, WalSync
 from leadbridge.tracking.batch import BatchWriter, PreparedHit
 from leadbridge.tracking.writerprocess import WriterProcess
@@ -54,11 +54,10 @@ class GroupCommit:
         # SQLite with durability: commit without fsync, then one shared fsync of the WAL
         self._wal: WalSync | None = None
         self._checkpointer: Checkpointer | None = None
-        database = engine.url.database
-        if (self._process is None and durable and engine.dialect.name == "sqlite" and database
-                and database != ":memory:"):
-            self._wal = WalSync(Path(database).resolve())
-            self._checkpointer = Checkpointer(Path(database).resolve())
+        database = sqlite_file(engine)
+        if self._process is None and durable and database is not None:
+            self._wal = WalSync(database)
+            self._checkpointer = Checkpointer(database)
         self.writer = writer
         self.max_batch = max_batch
         self._queue: list[tuple[PreparedHit, asyncio.Future[None]]] = []
@@ -80,12 +79,16 @@ class GroupCommit:
         self._wakeup = asyncio.Event()
         if self._process is not None:
             self._process.start()
+        self.start_checkpoints()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    def start_checkpoints(self) -> None:
+        """Hand SQLite's checkpoints to the checkpointer thread (when there is one)."""
         if self._checkpointer is not None:
             self._checkpointer.start()
             if self._conn is not None:  # reopened with SQLite's own checkpoints off
                 self._conn.close()
                 self._conn = None
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def aclose(self) -> None:
         """Write what is queued, flush the counters, then stop."""
@@ -148,6 +151,37 @@ class GroupCommit:
         self.batches += 1
         self.written += len(batch)
 
+    def write_each_now(self, batch: list[PreparedHit]) -> list[StoreError | None]:
+        """`write_now`, then each hit on its own if the batch fails: what became of each."""
+        try:
+            self.write_now(batch)
+            return [None] * len(batch)
+        except Exception:
+            log.exception(_RETRYING, len(batch))
+        results: list[StoreError | None] = []
+        for hit in batch:
+            try:
+                self.write_now([hit])
+                results.append(None)
+            except Exception as exc:
+                results.append(_not_stored(hit, exc))
+        return results
+
+    @property
+    def syncs(self) -> bool:
+        """Whether commits become durable only with `sync_now` (SQLite's shared fsync)."""
+        return self._wal is not None
+
+    def sync_now(self) -> StoreError | None:
+        """Make every commit made so far durable; the error of the hits it covers, if any."""
+        if self._wal is None:
+            return None
+        try:
+            self._wal.fsync()
+        except OSError as exc:
+            return _unconfirmed(exc)
+        return None
+
     # -- the flusher ---------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -203,8 +237,7 @@ class GroupCommit:
         try:
             await self._wal.sync()
         except OSError as exc:
-            log.error("fsync of the write-ahead log failed: %s", exc)
-            failure = StoreError("the hit was written but not confirmed on disk; send it again")
+            failure = _unconfirmed(exc)
             results = [err or failure for err in results]
         _settle(taken, results)
 
@@ -213,15 +246,14 @@ class GroupCommit:
             await self._write(batch)
             return [None] * len(batch)
         except Exception:
-            log.exception("batch of %d hits failed; retrying them one by one", len(batch))
+            log.exception(_RETRYING, len(batch))
         results: list[BaseException | None] = []
         for hit in batch:
             try:
                 await self._write([hit])
                 results.append(None)
             except Exception as exc:
-                log.error("hit for site %s not stored: %s", hit.site_id, exc)
-                results.append(StoreError(f"the hit could not be stored: {type(exc).__name__}"))
+                results.append(_not_stored(hit, exc))
         return results
 
     async def _write(self, batch: list[PreparedHit]) -> None:
@@ -266,6 +298,19 @@ class GroupCommit:
         except Exception:
             conn.close()
             log.exception("could not store the counts of rejected tracking requests")
+
+
+_RETRYING = "batch of %d hits failed; retrying them one by one"
+
+
+def _not_stored(hit: PreparedHit, exc: Exception) -> StoreError:
+    log.error("hit for site %s not stored: %s", hit.site_id, exc)
+    return StoreError(f"the hit could not be stored: {type(exc).__name__}")
+
+
+def _unconfirmed(exc: OSError) -> StoreError:
+    log.error("fsync of the write-ahead log failed: %s", exc)
+    return StoreError("the hit was written but not confirmed on disk; send it again")
 
 
 def _settle(taken: list[tuple[PreparedHit, asyncio.Future[None]]],

@@ -27,10 +27,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leadbridge.errors import StoreError
@@ -40,7 +37,7 @@ if TYPE_CHECKING:
 
     from leadbridge.config import Settings
     from leadbridge.identify.contacts import Identity
-    from leadbridge.tracking.batch import BatchWriter, PreparedHit
+    from leadbridge.tracking.batch import PreparedHit
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +50,6 @@ class WriterGone(StoreError):
     """The writer process is not there (crashed, or could not start)."""
 
 
-@dataclass
-class _Sent:
-    futures: list[asyncio.Future[None]]
-
-
 class WriterProcess:
     """The event loop's side: sends batches, settles their futures from the answers."""
 
@@ -67,7 +59,7 @@ class WriterProcess:
         self._requests: Connection | None = None  # to the writer
         self._answers: Connection | None = None  # from the writer
         self._pipe: _PipeWriter | None = None
-        self._sent: dict[int, _Sent] = {}
+        self._sent: dict[int, list[asyncio.Future[None]]] = {}  # batch id -> its hits
         self._next_id = 0
         self._room: asyncio.Event | None = None
         self._started_at = -RESTART_AFTER
@@ -105,9 +97,7 @@ class WriterProcess:
     async def aclose(self) -> None:
         """Wait for every answer, then let the writer finish and exit."""
         while self._sent and self.alive:
-            assert self._room is not None
-            self._room.clear()
-            await self._room.wait()
+            await self._next_answer()
         process = self._process
         if process is None:
             return
@@ -131,11 +121,15 @@ class WriterProcess:
     async def send(self, hits: list[PreparedHit], futures: list[asyncio.Future[None]],
                    rejections: Counter[tuple[int, str]]) -> None:
         """Send a batch; returns at once unless MAX_IN_FLIGHT batches await their answer."""
-        assert self._room is not None
-        while len(self._sent) >= MAX_IN_FLIGHT and self.alive:
-            self._room.clear()
-            await self._room.wait()
+        while self.alive and not self.has_room:
+            await self._next_answer()
         self.post(hits, futures, rejections)
+
+    async def _next_answer(self) -> None:
+        """Until the next answer arrives or the writer is gone."""
+        assert self._room is not None
+        self._room.clear()
+        await self._room.wait()
 
     def post(self, hits: list[PreparedHit], futures: list[asyncio.Future[None]],
              rejections: Counter[tuple[int, str]]) -> None:
@@ -149,7 +143,7 @@ class WriterProcess:
             self.start()
         batch_id = self._next_id
         self._next_id += 1
-        self._sent[batch_id] = _Sent(futures)
+        self._sent[batch_id] = futures
         assert self._pipe is not None
         self._pipe.write(pickle.dumps((batch_id, _pack(hits), dict(rejections)),
                                       protocol=pickle.HIGHEST_PROTOCOL))
@@ -160,13 +154,13 @@ class WriterProcess:
         try:
             while answers.poll():
                 batch_id, _, errors = pickle.loads(answers.recv_bytes())
-                sent = self._sent.pop(batch_id)
+                futures = self._sent.pop(batch_id)
                 if errors is None:
-                    for fut in sent.futures:
+                    for fut in futures:
                         if not fut.done():
                             fut.set_result(None)
                 else:
-                    for fut, error in zip(sent.futures, errors, strict=True):
+                    for fut, error in zip(futures, errors, strict=True):
                         if fut.done():
                             continue
                         if error is None:
@@ -188,8 +182,8 @@ class WriterProcess:
         if self._sent:
             log.error("%s with %d batches unanswered; their hits were not acknowledged", why,
                       len(self._sent))
-        for sent in self._sent.values():
-            _fail(sent.futures, WriterGone("the hub's writer stopped before this hit was "
+        for futures in self._sent.values():
+            _fail(futures, WriterGone("the hub's writer stopped before this hit was "
                                            "stored; send it again"))
         self._sent.clear()
         if self._pipe is not None:
@@ -322,40 +316,27 @@ def _writer_main(settings: Settings, requests: Connection, answers: Connection) 
 
 
 class _Writer:
+    """Stores batches with the group commit's own synchronous path, on its own connection."""
+
     def __init__(self, settings: Settings) -> None:
         from leadbridge.jobs import open_jobs
-        from leadbridge.jobs.triggers import SyncSoon
-        from leadbridge.scoring.decay import Bands
+        from leadbridge.jobs.triggers import push_soon
         from leadbridge.scoring.ruleset import load_decay
         from leadbridge.store import make_engine
-        from leadbridge.store.durability import Checkpointer, WalSync
         from leadbridge.tracking.batch import BatchWriter
+        from leadbridge.tracking.groupcommit import GroupCommit
 
         self.engine = make_engine(settings.database_url,
                                   synchronous=settings.tracking.sqlite_synchronous)
         with self.engine.connect() as conn:
             decay = load_decay(conn, settings.scoring)
-        soon = SyncSoon(open_jobs(self.engine, settings), settings.sync.push_delay_seconds)
-        self.writer: BatchWriter = BatchWriter(decay, on_new_organisations=soon,
-                                               on_band_change=soon,
-                                               bands=Bands(settings.scoring.bands))
-        self.wal: WalSync | None = None
-        self.checkpointer: Checkpointer | None = None
-        database = self.engine.url.database
-        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
-            if settings.tracking.sqlite_synchronous == "FULL":
-                self.wal = WalSync(Path(database).resolve())
-            self.checkpointer = Checkpointer(Path(database).resolve())
-            self.checkpointer.start()
-        self.conn: Any = None
+        self.commit = GroupCommit(self.engine, BatchWriter(decay),
+                                  durable=settings.tracking.sqlite_synchronous == "FULL")
+        push_soon(self.commit.writer, open_jobs(self.engine, settings), settings)
+        self.commit.start_checkpoints()
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        if self.checkpointer is not None:
-            self.checkpointer.stop()
-        if self.wal is not None:
-            self.wal.close()
+        self.commit.close()
         self.engine.dispose()
 
     def serve(self, requests: Connection, answers: Connection) -> None:
@@ -368,7 +349,7 @@ class _Writer:
         """
         synced: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
         syncer = None
-        if self.wal is not None:
+        if self.commit.syncs:
             syncer = threading.Thread(target=self._sync_and_answer, args=(synced, answers),
                                       name="wal-fsync", daemon=True)
             syncer.start()
@@ -391,81 +372,36 @@ class _Writer:
 
     def _sync_and_answer(self, synced: queue.SimpleQueue[list[bytes] | None],
                          answers: Connection) -> None:
-        assert self.wal is not None
         while True:
             pending = [synced.get()]
             while not synced.empty():
                 pending.append(synced.get())
             done = [message for out in pending if out is not None for message in out]
             if done:
-                failure: str | None = None
-                try:
-                    self.wal.fsync()
-                except OSError as exc:
-                    log.error("fsync of the write-ahead log failed: %s", exc)
-                    failure = "the hit was written but not confirmed on disk; send it again"
+                failure = self.commit.sync_now()
                 for message in done:
                     if failure is not None:
                         batch_id, count, _ = pickle.loads(message)
-                        message = pickle.dumps((batch_id, count, [failure] * count))
+                        message = pickle.dumps((batch_id, count, [str(failure)] * count))
                     answers.send_bytes(message)
             if None in pending:
                 return
 
     def store(self, batches: list[_Batch]) -> list[bytes]:
-        """Write `batches` in one transaction; their answers.
-
-        If the transaction fails, each of its hits is written again on its own, so one bad
-        hit costs only itself.
-        """
-        errors: list[str | None] | None = None
-        conn = self._connection()
-        try:
-            with conn.begin():
-                self.writer.refresh_if_changed(conn, time.monotonic())
-                for _, _, rejections in batches:
-                    self.writer.rejections.update(rejections)
-                self.writer.write(conn, [hit for _, batch, _ in batches for hit in batch],
-                                  datetime.now(UTC))
-        except Exception:
-            self._discard()
-            hits = [hit for _, batch, _ in batches for hit in batch]
-            log.exception("batch of %d hits failed; retrying them one by one", len(hits))
-            errors = [self._store_alone(hit) for hit in hits]
+        """Write `batches` in one transaction (each hit on its own if it fails); their
+        answers: None for a batch stored whole, else each hit's error or None."""
+        for _, _, rejections in batches:
+            self.commit.writer.rejections.update(rejections)
+        results = self.commit.write_each_now([hit for _, batch, _ in batches for hit in batch])
         out = []
         start = 0
         for batch_id, batch, _ in batches:
-            mine = None if errors is None else errors[start : start + len(batch)]
+            mine = results[start : start + len(batch)]
             start += len(batch)
-            out.append(pickle.dumps((batch_id, len(batch), mine),
+            errors = None if not any(mine) else [None if e is None else str(e) for e in mine]
+            out.append(pickle.dumps((batch_id, len(batch), errors),
                                     protocol=pickle.HIGHEST_PROTOCOL))
         return out
-
-    def _store_alone(self, hit: PreparedHit) -> str | None:
-        conn = self._connection()
-        try:
-            with conn.begin():
-                self.writer.write(conn, [hit], datetime.now(UTC))
-        except Exception as exc:
-            self._discard()
-            log.error("hit for site %s not stored: %s", hit.site_id, exc)
-            return f"the hit could not be stored: {type(exc).__name__}"
-        return None
-
-    def _connection(self) -> Any:
-        if self.conn is None or self.conn.closed:
-            self.conn = self.engine.connect().execution_options(writer=True)
-            if self.engine.dialect.name == "sqlite":
-                raw = self.conn.connection.dbapi_connection
-                raw.execute("PRAGMA synchronous=NORMAL")  # durability: the fsync thread
-                raw.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
-        return self.conn
-
-    def _discard(self) -> None:
-        self.writer.forget()  # ids cached during a rolled-back batch may not exist
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
 
 _Batch = tuple[int, list["PreparedHit"], dict[tuple[int, str], int]]
