@@ -82,6 +82,13 @@ class _Totals:
         self.last = moment if self.last is None or moment > self.last else self.last
 
 
+def _totals_params(totals: dict[int, _Totals], stamp: Any,
+                   to_time: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
+    """Parameters of `_TOTALS`, in key order: writers sharing a database never deadlock."""
+    return [(t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
+             to_time(t.last), stamp, key) for key, t in sorted(totals.items())]
+
+
 _TOTALS = """UPDATE {table} SET score_weight = score_weight + ?, hit_count = hit_count + ?,
  {first} = CASE WHEN {first} IS NULL OR {first} > ? THEN ? ELSE {first} END,
  {last} = CASE WHEN {last} IS NULL OR {last} < ? THEN ? ELSE {last} END{stamp} WHERE id = ?"""
@@ -239,13 +246,10 @@ class BatchWriter:
             if time_on_page:
                 run_many(conn, sql.time_on_page, time_on_page)
             if org_totals:
-                run_many(conn, sql.org_totals, [
-                    (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-                     to_time(t.last), stamp, k) for k, t in sorted(org_totals.items())])
+                run_many(conn, sql.org_totals, _totals_params(org_totals, stamp, to_time))
             if contact_totals:
-                run_many(conn, sql.contact_totals, [
-                    (t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-                     to_time(t.last), stamp, k) for k, t in sorted(contact_totals.items())])
+                run_many(conn, sql.contact_totals,
+                         _totals_params(contact_totals, stamp, to_time))
             if contact_org:
                 run_many(conn, sql.contact_organisation, [
                     (org, stamp, contact, org, org) for contact, org in contact_org.items()])

@@ -136,7 +136,8 @@ class GroupCommit:
         self.writer.rejections[(site_id, reason)] += 1
 
     def write_now(self, batch: list[PreparedHit]) -> None:
-        """Write a batch synchronously (tools and tests, when no flusher runs)."""
+        """Write a batch synchronously (tools, tests and the writer process: where no
+        flusher runs)."""
         if self._task is not None and not self._task.done():
             raise RuntimeError("write_now is for when the flusher is not running")
         conn = self._connection()
@@ -215,18 +216,15 @@ class GroupCommit:
                 task.add_done_callback(self._pending.discard)
 
     async def _send(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]]) -> None:
+        """`_post` once fewer than MAX_IN_FLIGHT batches await the writer's answer."""
         assert self._process is not None
-        await self._process.send([hit for hit, _ in taken], [fut for _, fut in taken],
-                                 self.writer.rejections)
-        self._sent(taken)
+        await self._process.room()
+        self._post(taken)
 
     def _post(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]]) -> None:
         assert self._process is not None
         self._process.post([hit for hit, _ in taken], [fut for _, fut in taken],
                            self.writer.rejections)
-        self._sent(taken)
-
-    def _sent(self, taken: list[tuple[PreparedHit, asyncio.Future[None]]]) -> None:
         self.writer.rejections.clear()
         self.batches += 1
         self.written += len(taken)

@@ -118,12 +118,10 @@ class WriterProcess:
         """Whether a batch can be sent now (fewer than MAX_IN_FLIGHT unanswered)."""
         return self.alive and len(self._sent) < MAX_IN_FLIGHT
 
-    async def send(self, hits: list[PreparedHit], futures: list[asyncio.Future[None]],
-                   rejections: Counter[tuple[int, str]]) -> None:
-        """Send a batch; returns at once unless MAX_IN_FLIGHT batches await their answer."""
+    async def room(self) -> None:
+        """Return once a batch can be sent (or the writer is gone: `post` restarts it)."""
         while self.alive and not self.has_room:
             await self._next_answer()
-        self.post(hits, futures, rejections)
 
     async def _next_answer(self) -> None:
         """Until the next answer arrives or the writer is gone."""
