@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.testclient import TestClient
 
 from leadbridge.hub import Hub
+from leadbridge.views.hits import list_hits
 from support import BOT_UA, BROWSER_UA, rows, scalar, track, wait_for
 
 GIF_MAGIC = b"GIF89a"
@@ -189,8 +190,27 @@ def test_ping_and_next_page_measure_time_on_page(client: TestClient, site_id: in
     track(client, site_id, "https://www.example.com/one", _id=vid, cdt=at(15), ping="1")
     assert scalar(hub.engine, "SELECT time_on_page FROM hits") == 15
     track(client, site_id, "https://www.example.com/two", _id=vid, cdt=at(42))
-    got = rows(hub.engine, "SELECT url, time_on_page FROM hits ORDER BY occurred_at")
-    assert [(g.url[-3:], g.time_on_page) for g in got] == [("one", 42), ("two", None)]
+    # the next page, not the ping, says how long the first was read; the last has none
+    with hub.engine.connect() as conn:
+        got = list_hits(conn).items
+    assert [(h.url[-3:], h.time_on_page) for h in got] == [("two", None), ("one", 42)]
+
+
+def test_a_late_hit_gives_the_page_before_it_its_time(client: TestClient, site_id: int,
+                                                      hub: Hub, api_key: str) -> None:
+    t0 = datetime.now(UTC) - timedelta(hours=2)
+
+    def at(seconds: int) -> str:
+        return str(int((t0 + timedelta(seconds=seconds)).timestamp()))
+
+    vid = "bbbbbbbbbbbbbbbb"
+    for path, seconds in [("a", 0), ("c", 100), ("b", 30), ("d", 100 + 31 * 60)]:
+        track(client, site_id, f"https://www.example.com/{path}", _id=vid, cdt=at(seconds),
+              token_auth=api_key)
+    with hub.engine.connect() as conn:
+        got = {h.url[-1]: h.time_on_page for h in list_hits(conn).items}
+    # b arrived after c and still splits a's time; d came after the visit ended
+    assert got == {"a": 30, "b": 70, "c": None, "d": None}
 
 
 def test_browser_last_seen_moves_in_steps_of_a_few_minutes(client: TestClient, site_id: int,

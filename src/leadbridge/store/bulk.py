@@ -30,8 +30,11 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _sqlite_uuid(value: UUID | None) -> str | None:
-    return None if value is None else value.hex
+def _sqlite_uuid(value: UUID | str | None) -> str | None:
+    """A UUID's storage form; a string is one already (see `ids.new_hex_id`)."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.hex
 
 
 def _sqlite_decimal(value: Decimal | None) -> float | None:

@@ -5,7 +5,8 @@ batches), identifications are applied, hits are inserted with one executemany, a
 of organisations, contacts and browsers are updated with one statement per kind. Totals are
 additive (`x = x + delta`), so several writer processes can share a PostgreSQL database.
 Statements are built once per dialect and reused: compiling SQL per batch would cost more
-than writing it.
+than writing it. A heartbeat ping is not a hit: it stores the time on page of the hit it
+pings for (other pages' time is read from the next hit, see `views.hits`).
 
 Two hooks tell the sync about the events that matter, on the batch's own connection and
 inside its transaction (so whatever they write commits or rolls back with the hits): a batch
@@ -215,11 +216,11 @@ class BatchWriter:
             assert bv_id is not None
             row = item.row
             moment: datetime = row["occurred_at"]
-            previous = self.last_hit.get(bv_id)
-            if previous is not None and timedelta(0) < moment - previous[1] <= VISIT_GAP:
-                seconds = int((moment - previous[1]).total_seconds())
-                time_on_page.append((seconds, to_uuid(previous[0])))
-            if item.is_ping:
+            if item.is_ping:  # the page it pings for was read until now
+                previous = self.last_hit.get(bv_id)
+                if previous is not None and timedelta(0) < moment - previous[1] <= VISIT_GAP:
+                    seconds = int((moment - previous[1]).total_seconds())
+                    time_on_page.append((seconds, to_uuid(previous[0])))
                 continue
             org_id, scored = org_ids[item.org.key] if item.org else (None, False)
             row["browser_visitor_id"] = bv_id

@@ -200,7 +200,8 @@ class GroupCommit:
                     elif self.writer.rejections:
                         await self._send([])
                 continue
-            await asyncio.sleep(0)  # let requests that are ready now join this batch
+            if self._process is None:
+                await asyncio.sleep(0)  # let requests that are ready now join this batch
             taken = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             if self._process is not None:

@@ -14,7 +14,7 @@ from leadbridge.identify.resolvers import IpInfo, ResolverChain
 from leadbridge.privacy.ipmask import mask_ip
 from leadbridge.scoring.rules import RuleSet
 from leadbridge.sites import Site
-from leadbridge.store.ids import new_id
+from leadbridge.store.ids import new_hex_id
 from leadbridge.tracking.batch import PreparedHit
 from leadbridge.tracking.channels import classify_channel
 from leadbridge.tracking.request import EMAIL_OPEN, EVENT, FORM, PING, TrackingRequest
@@ -77,7 +77,7 @@ class Intake:
         else:
             match = self.rules.score_page(req.url, req.action_name)
         row = {
-            "id": new_id(),
+            "id": new_hex_id(),
             "site_id": site.id,
             "occurred_at": occurred_at,
             "kind": req.kind,

@@ -3,6 +3,12 @@
 Each hit names its Website Visitor (when the organisation behind it is one; an ISP's hits
 carry none) and its contact (when the browser has been identified). Bots are left out unless
 asked for. Newest first.
+
+Time on page is read, not stored: the time until the browser's next hit, when that came within
+the visit (`VISIT_GAP`), as Matomo counts it. The last page of a visit has the time its
+heartbeat pings measured (stored by the intake), or none. Intake writes nothing for it when a
+page is followed by another, and a hit that arrives late (a bulk import, `cdt` in the past)
+still gives the page before it the right time.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadbridge.identify.organisations import is_website_visitor
 from leadbridge.store.tables import contacts, hits, organisations
+from leadbridge.tracking.batch import VISIT_GAP
 from leadbridge.views.paging import DEFAULT_PER_PAGE, Page, fetch_page
 
 Moment = date | datetime
@@ -73,6 +80,13 @@ class HitFilter:
     include_bots: bool = False
 
 
+_next = hits.alias("next_hit")
+_NEXT_AT = (select(_next.c.occurred_at)
+            .where(_next.c.browser_visitor_id == hits.c.browser_visitor_id,
+                   _next.c.occurred_at > hits.c.occurred_at)
+            .order_by(_next.c.occurred_at).limit(1)
+            .scalar_subquery().label("next_at"))
+
 _COLUMNS = (
     hits.c.id, hits.c.occurred_at, hits.c.site_id,
     organisations.c.id.label("website_visitor_id"),
@@ -83,12 +97,26 @@ _COLUMNS = (
     hits.c.campaign_source, hits.c.campaign_medium, hits.c.campaign_keyword,
     hits.c.campaign_content, hits.c.event_category, hits.c.event_action, hits.c.event_name,
     hits.c.event_value, hits.c.device, hits.c.browser, hits.c.os, hits.c.country,
-    hits.c.time_on_page, hits.c.is_bot,
+    hits.c.time_on_page, hits.c.is_bot, _NEXT_AT,
 )
 
 
 def _build(row: Any) -> Hit:
-    return Hit(**{**row._asdict(), "is_bot": bool(row.is_bot), "score": float(row.score)})
+    fields = row._asdict()
+    next_at = fields.pop("next_at")
+    return Hit(**{**fields, "is_bot": bool(row.is_bot), "score": float(row.score),
+                  "time_on_page": time_on_page(row.occurred_at, next_at, row.time_on_page,
+                                               is_bot=bool(row.is_bot))})
+
+
+def time_on_page(occurred_at: datetime, next_at: datetime | None, pinged: int | None, *,
+                 is_bot: bool = False) -> int | None:
+    """Seconds until the browser's next hit of the same visit; else what pings measured."""
+    if is_bot:
+        return None
+    if next_at is not None and next_at - occurred_at <= VISIT_GAP:
+        return int((next_at - occurred_at).total_seconds())
+    return pinged
 
 
 def url_condition(pattern: str) -> ColumnElement[bool]:
