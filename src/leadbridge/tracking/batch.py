@@ -86,8 +86,11 @@ class _Totals:
 def _totals_params(totals: dict[int, _Totals], stamp: Any,
                    to_time: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
     """Parameters of `_TOTALS`, in key order: writers sharing a database never deadlock."""
-    return [(t.weight, t.count, to_time(t.first), to_time(t.first), to_time(t.last),
-             to_time(t.last), stamp, key) for key, t in sorted(totals.items())]
+    out = []
+    for key, t in sorted(totals.items()):
+        first, last = to_time(t.first), to_time(t.last)
+        out.append((t.weight, t.count, first, first, last, last, stamp, key))
+    return out
 
 
 _TOTALS = """UPDATE {table} SET score_weight = score_weight + ?, hit_count = hit_count + ?,
