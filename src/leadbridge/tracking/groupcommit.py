@@ -187,14 +187,17 @@ class GroupCommit:
 
     async def _run(self) -> None:
         assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
                 if self._stopping:
                     return
+                # a plain timer, not wait_for: this runs for nearly every batch
                 self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_FLUSH_SECONDS)
-                except TimeoutError:
+                timer = loop.call_later(IDLE_FLUSH_SECONDS, self._wakeup.set)
+                await self._wakeup.wait()
+                timer.cancel()
+                if not self._queue and not self._stopping:  # a quiet second
                     if self._process is None:
                         self._flush_rejections()
                     elif self.writer.rejections:
