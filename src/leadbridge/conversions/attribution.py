@@ -40,7 +40,6 @@ from sqlalchemy import Connection, Subquery, bindparam, select, update
 from leadbridge.conversions.model import MatchedConversion
 from leadbridge.conversions.sessions import (
     DIRECT_TOUCH,
-    SESSION_TIMEOUT,
     Touch,
     VisitorSessions,
     read_sessions,
@@ -55,7 +54,7 @@ from leadbridge.store.tables import (
     marketing_sources,
     utc_day,
 )
-from leadbridge.tracking.channels import CAMPAIGN, NO_SOURCE
+from leadbridge.tracking.channels import CAMPAIGN, NO_SOURCE, VISIT_GAP
 
 LOOKBACK = timedelta(days=90)
 MODELS = ("first_touch", "last_touch", "linear", "position_based")
@@ -99,7 +98,7 @@ def weights(touches: int) -> tuple[Weights, ...]:
 
 def attribute_batch(conn: Connection, batch: Sequence[MatchedConversion], *,
                     lookback: timedelta = LOOKBACK,
-                    timeout: timedelta = SESSION_TIMEOUT) -> list[str]:
+                    timeout: timedelta = VISIT_GAP) -> list[str]:
     """The attribution path of each conversion, in order; new paths are written (in the
     caller's transaction) and the caller stores each path id on its conversion."""
     if not batch:

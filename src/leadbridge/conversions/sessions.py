@@ -3,7 +3,7 @@ campaign that brought it: the touches attribution credits.
 
 A new session starts, as in web analytics tools, when
 - the visitor's first hit arrives (the first one inside the window read),
-- more than 30 minutes passed since the visitor's previous hit (`SESSION_TIMEOUT`), or
+- more than 30 minutes passed since the visitor's previous hit (`VISIT_GAP`), or
 - a hit names a marketing source — campaign parameters (utm_*, mtm_*, pk_*, `_rcn`) or an
   outside referrer — that differs from the current session's channel, source and campaign.
 A direct or internal hit never starts a session by itself (a visitor typing the address
@@ -31,9 +31,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadbridge.store.bulk import driver_sql, in_list, time_converter
-from leadbridge.tracking.channels import DIRECT, NO_SOURCE, VISIT_STARTERS, visit_source
+from leadbridge.tracking.channels import (
+    DIRECT,
+    NO_SOURCE,
+    VISIT_GAP,
+    VISIT_STARTERS,
+    visit_source,
+)
 
-SESSION_TIMEOUT = timedelta(minutes=30)
 _IDS_PER_QUERY = 8192  # SQLite allows 32,766 parameters in a statement
 
 Touch = tuple[str, str, str]  # channel, source, campaign
@@ -77,7 +82,7 @@ ORDER BY browser_visitor_id, occurred_at
 
 
 def read_sessions(conn: Connection, browser_visitor_ids: Sequence[int], *, since: datetime,
-                  until: datetime, timeout: timedelta = SESSION_TIMEOUT,
+                  until: datetime, timeout: timedelta = VISIT_GAP,
                   ) -> dict[int, VisitorSessions]:
     """Sessions of each visitor started between `since` and `until` (inclusive), in one query.
 
@@ -154,7 +159,7 @@ def _touch(channel: str, referrer: str | None, campaign_name: str | None,
 
 def visitor_sessions(conn: Connection, browser_visitor_id: int, *,
                      since: datetime | None = None, until: datetime | None = None,
-                     timeout: timedelta = SESSION_TIMEOUT) -> list[Session]:
+                     timeout: timedelta = VISIT_GAP) -> list[Session]:
     """One visitor's sessions (all of them unless bounded), oldest first."""
     since = since or datetime(1970, 1, 1, tzinfo=UTC)
     until = until or datetime(9999, 12, 31, tzinfo=UTC)

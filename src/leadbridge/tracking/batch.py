@@ -49,8 +49,8 @@ from leadbridge.store.tables import (
     intake_rejections,
     organisations,
 )
+from leadbridge.tracking.channels import VISIT_GAP
 
-VISIT_GAP = timedelta(minutes=30)
 # a browser's last_seen_at is rewritten only when it moved by this much: a visitor reading
 # several pages costs one update, not one per page view
 SEEN_PRECISION = timedelta(minutes=5)

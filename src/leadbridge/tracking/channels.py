@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -77,6 +78,8 @@ def _referrer_channel(referrer: str, page_host: str) -> str:
 # -- sources of visits (attribution) ---------------------------------------------------------
 
 NO_SOURCE = "(none)"  # the source and campaign of direct visits, and of visits without them
+# a visit ends after this long without a hit, as web analytics tools count it
+VISIT_GAP = timedelta(minutes=30)
 VISIT_STARTERS = frozenset(CHANNELS) - {DIRECT}  # channels that name where a visit came from
 
 

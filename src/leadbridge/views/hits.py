@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leadbridge.identify.organisations import is_website_visitor
 from leadbridge.store.tables import contacts, hits, organisations
-from leadbridge.tracking.batch import VISIT_GAP
+from leadbridge.tracking.channels import VISIT_GAP
 from leadbridge.views.paging import DEFAULT_PER_PAGE, Page, fetch_page
 
 Moment = date | datetime
