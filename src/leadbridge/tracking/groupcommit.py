@@ -208,8 +208,7 @@ class GroupCommit:
             taken = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]
             if self._process is not None:
-                if taken:  # else a full piece was sent meanwhile, and nothing is left
-                    await self._send(taken)
+                await self._send(taken)
                 continue
             results = await self._write_batch([hit for hit, _ in taken])
             if self._wal is None:
