@@ -178,18 +178,19 @@ def test_do_not_track_and_opt_out_are_honoured(client: TestClient, site_id: int,
     assert scalar(hub.engine, "SELECT count(*) FROM hits") == 0
 
 
+def _cdt(t0: datetime, seconds: int) -> str:
+    """Matomo's `cdt` for `seconds` after `t0` (a Unix timestamp)."""
+    return str(int((t0 + timedelta(seconds=seconds)).timestamp()))
+
+
 def test_ping_and_next_page_measure_time_on_page(client: TestClient, site_id: int,
                                                  hub: Hub, api_key: str) -> None:
     t0 = datetime.now(UTC) - timedelta(minutes=10)
-
-    def at(seconds: int) -> str:
-        return str(int((t0 + timedelta(seconds=seconds)).timestamp()))
-
     vid = "aaaaaaaaaaaaaaaa"
-    track(client, site_id, "https://www.example.com/one", _id=vid, cdt=at(0))
-    track(client, site_id, "https://www.example.com/one", _id=vid, cdt=at(15), ping="1")
+    track(client, site_id, "https://www.example.com/one", _id=vid, cdt=_cdt(t0, 0))
+    track(client, site_id, "https://www.example.com/one", _id=vid, cdt=_cdt(t0, 15), ping="1")
     assert scalar(hub.engine, "SELECT time_on_page FROM hits") == 15
-    track(client, site_id, "https://www.example.com/two", _id=vid, cdt=at(42))
+    track(client, site_id, "https://www.example.com/two", _id=vid, cdt=_cdt(t0, 42))
     # the next page, not the ping, says how long the first was read; the last has none
     with hub.engine.connect() as conn:
         got = list_hits(conn).items
@@ -199,14 +200,10 @@ def test_ping_and_next_page_measure_time_on_page(client: TestClient, site_id: in
 def test_a_late_hit_gives_the_page_before_it_its_time(client: TestClient, site_id: int,
                                                       hub: Hub, api_key: str) -> None:
     t0 = datetime.now(UTC) - timedelta(hours=2)
-
-    def at(seconds: int) -> str:
-        return str(int((t0 + timedelta(seconds=seconds)).timestamp()))
-
     vid = "bbbbbbbbbbbbbbbb"
     for path, seconds in [("a", 0), ("c", 100), ("b", 30), ("d", 100 + 31 * 60)]:
-        track(client, site_id, f"https://www.example.com/{path}", _id=vid, cdt=at(seconds),
-              token_auth=api_key)
+        track(client, site_id, f"https://www.example.com/{path}", _id=vid,
+              cdt=_cdt(t0, seconds), token_auth=api_key)
     with hub.engine.connect() as conn:
         got = {h.url[-1]: h.time_on_page for h in list_hits(conn).items}
     # b arrived after c and still splits a's time; d came after the visit ended
@@ -217,19 +214,16 @@ def test_browser_last_seen_moves_in_steps_of_a_few_minutes(client: TestClient, s
                                                             hub: Hub) -> None:
     t0 = datetime.now(UTC) - timedelta(minutes=20)
 
-    def at(seconds: int) -> str:
-        return str(int((t0 + timedelta(seconds=seconds)).timestamp()))
-
     def last_seen() -> datetime:
         value = scalar(hub.engine, "SELECT last_seen_at FROM browser_visitors")
         return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
     vid = "bbbbbbbbbbbbbbbb"
     for seconds in (0, 60):  # a new browser, then one page view a minute later
-        track(client, site_id, "https://www.example.com/a", _id=vid, cdt=at(seconds))
+        track(client, site_id, "https://www.example.com/a", _id=vid, cdt=_cdt(t0, seconds))
     first = last_seen()
-    track(client, site_id, "https://www.example.com/b", _id=vid, cdt=at(120))
+    track(client, site_id, "https://www.example.com/b", _id=vid, cdt=_cdt(t0, 120))
     assert last_seen() == first  # within SEEN_PRECISION of what is stored: not rewritten
-    track(client, site_id, "https://www.example.com/c", _id=vid, cdt=at(60 + 6 * 60))
+    track(client, site_id, "https://www.example.com/c", _id=vid, cdt=_cdt(t0, 60 + 6 * 60))
     assert last_seen() - first >= timedelta(minutes=5)
     assert scalar(hub.engine, "SELECT count(*) FROM hits") == 4
