@@ -92,7 +92,7 @@ class BulkInsert:
         assert raw is not None
         cursor = raw.cursor()
         try:
-            cursor.execute(self.json_sql, (_json(rows),))
+            cursor.execute(self.json_sql, (json_rows(rows),))
         finally:
             cursor.close()
 
@@ -103,7 +103,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in a bulk insert")
 
 
-def _json(rows: Sequence[Mapping[str, Any]]) -> str:
+def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
     """Rows as one JSON array; keys that are not columns are ignored by the server."""
     return orjson.dumps(rows, default=_json_default, option=orjson.OPT_NAIVE_UTC).decode()
 

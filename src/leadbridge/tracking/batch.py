@@ -38,6 +38,7 @@ from leadbridge.scoring.ruleset import rebase
 from leadbridge.store.bulk import (
     BulkInsert,
     driver_sql,
+    json_rows,
     pipelined,
     run_many,
     time_converter,
@@ -83,6 +84,22 @@ class _Totals:
         self.last = moment if self.last is None or moment > self.last else self.last
 
 
+def _add_totals(conn: Connection, table: str, sql: str, totals: dict[int, _Totals],
+                stamp: Any, to_time: Callable[[Any], Any]) -> None:
+    if conn.dialect.name != "postgresql":
+        run_many(conn, sql, _totals_params(totals, stamp, to_time))
+        return
+    first, last = ("first_visit_at", "last_visit_at") if table == "organisations" else (
+        "first_seen_at", "last_seen_at")
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        ids = sorted(totals)
+        cursor.execute(_PG_LOCK.format(table=table), (ids,))
+        cursor.execute(_PG_TOTALS.format(table=table, first=first, last=last), (stamp, json_rows(
+            [{"id": k, "w": t.weight, "n": t.count, "f": t.first, "l": t.last}
+             for k, t in totals.items()]), ids))
+
+
 def _totals_params(totals: dict[int, _Totals], stamp: Any,
                    to_time: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
     """Parameters of `_TOTALS`, in key order: writers sharing a database never deadlock."""
@@ -96,6 +113,16 @@ def _totals_params(totals: dict[int, _Totals], stamp: Any,
 _TOTALS = """UPDATE {table} SET score_weight = score_weight + ?, hit_count = hit_count + ?,
  {first} = CASE WHEN {first} IS NULL OR {first} > ? THEN ? ELSE {first} END,
  {last} = CASE WHEN {last} IS NULL OR {last} < ? THEN ? ELSE {last} END{stamp} WHERE id = ?"""
+# PostgreSQL: one statement per table for the whole batch (the totals as one JSON parameter),
+# after locking the rows in key order, so writers sharing the database never deadlock
+_PG_LOCK = "SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+_PG_TOTALS = """UPDATE {table} AS t SET score_weight = t.score_weight + d.w,
+ hit_count = t.hit_count + d.n,
+ {first} = CASE WHEN t.{first} IS NULL OR t.{first} > d.f THEN d.f ELSE t.{first} END,
+ {last} = CASE WHEN t.{last} IS NULL OR t.{last} < d.l THEN d.l ELSE t.{last} END,
+ updated_at = %s FROM json_to_recordset(%s::json)
+ AS d(id integer, w double precision, n integer, f timestamptz, l timestamptz)
+ WHERE t.id = d.id AND t.id = ANY(%s::integer[])"""  # the ids again: an index scan, not a seq scan
 _BROWSERS = ("INSERT INTO browser_visitors (site_id, visitor_key, first_seen_at, last_seen_at) "
              "VALUES {values} ON CONFLICT (site_id, visitor_key) DO UPDATE SET "
              "last_seen_at = excluded.last_seen_at "
@@ -250,10 +277,10 @@ class BatchWriter:
             if time_on_page:
                 run_many(conn, sql.time_on_page, time_on_page)
             if org_totals:
-                run_many(conn, sql.org_totals, _totals_params(org_totals, stamp, to_time))
+                _add_totals(conn, "organisations", sql.org_totals, org_totals, stamp, to_time)
             if contact_totals:
-                run_many(conn, sql.contact_totals,
-                         _totals_params(contact_totals, stamp, to_time))
+                _add_totals(conn, "contacts", sql.contact_totals, contact_totals, stamp,
+                            to_time)
             if contact_org:
                 run_many(conn, sql.contact_organisation, [
                     (org, stamp, contact, org, org) for contact, org in contact_org.items()])
