@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from leadbridge.errors import HostNotAllowed, InputError, UnknownSite
 from leadbridge.identify.contacts import Identity, identity_from_uid, read_contact_token
@@ -17,6 +16,7 @@ from leadbridge.sites import Site
 from leadbridge.store.ids import new_hex_id
 from leadbridge.tracking.batch import PreparedHit
 from leadbridge.tracking.channels import classify_channel
+from leadbridge.tracking.matomo import url_host
 from leadbridge.tracking.request import EMAIL_OPEN, EVENT, FORM, PING, TrackingRequest
 from leadbridge.tracking.useragents import classify
 
@@ -43,7 +43,7 @@ class Intake:
         site = self.sites.get(req.site_id)
         if site is None:
             raise UnknownSite(f"site {req.site_id} is not a known site")
-        page_host = urlsplit(req.url).hostname or ""
+        page_host = url_host(req.url)
         if not site.allows(page_host):
             raise HostNotAllowed(f"host {page_host!r} is not allowed for site {site.id}")
         if dnt:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 from urllib.parse import parse_qsl, urlsplit
 
 from leadbridge.errors import InputError
@@ -68,14 +70,26 @@ def parse_site_id(raw: str | None) -> int:
     return site_id
 
 
+@lru_cache(maxsize=20_000)
+def _url_parts(url: str) -> tuple[str, str, str]:
+    """Scheme, host name and query of a URL: a site has few pages, each parsed once."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.query
+
+
+def url_host(url: str) -> str:
+    """The host name of a URL that `parse_http_url` accepted."""
+    return _url_parts(url)[1]
+
+
 def parse_http_url(raw: str, name: str) -> str:
     if len(raw) > MAX_URL:
         raise InputError(f"parameter {name} is longer than {MAX_URL} characters")
     try:
-        parts = urlsplit(raw)
+        scheme, host, _ = _url_parts(raw)
     except ValueError as exc:
         raise InputError(f"parameter {name} is not a URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in ("http", "https") or not host:
         raise InputError(f"parameter {name}={raw[:80]!r} is not an http(s) URL with a host")
     return raw
 
@@ -92,11 +106,19 @@ def parse_cdt(raw: str) -> datetime:
         ) from None
 
 
-def campaign_from_url(url: str) -> dict[str, str]:
+def campaign_from_url(url: str) -> Mapping[str, str]:
     """utm_*, mtm_* and pk_* campaign parameters (and click ids) found in a page URL."""
-    query = urlsplit(url).query
+    query = _url_parts(url)[2]
     if not query:
-        return {}
+        return _NO_CAMPAIGN
+    return _campaign(query)
+
+
+_NO_CAMPAIGN: Mapping[str, str] = MappingProxyType({})
+
+
+@lru_cache(maxsize=20_000)
+def _campaign(query: str) -> Mapping[str, str]:
     q = dict(parse_qsl(query, keep_blank_values=False))
     found: dict[str, str] = {}
     for field, keys in _CAMPAIGN_KEYS.items():
@@ -108,7 +130,7 @@ def campaign_from_url(url: str) -> dict[str, str]:
         found["click_id"] = "1"
     if CONTACT_TOKEN_PARAM in q:
         found["contact_token"] = q[CONTACT_TOKEN_PARAM][:500]
-    return found
+    return MappingProxyType(found)  # shared by every hit with this query: read-only
 
 
 def parse_matomo(
