@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError
 
 from leadbridge.store.bulk import BulkInsert
 from leadbridge.store.ids import new_hex_id
@@ -70,7 +70,8 @@ def test_a_value_too_long_is_never_cut(engine: Engine) -> None:
     rows = [_hit(0), _hit(1, kind="x" * 13)]  # kind is at most 12 characters
     insert = BulkInsert(hits, engine.dialect.name)
     if engine.dialect.name == "postgresql":
-        with pytest.raises(DBAPIError, match="too long"), engine.begin() as conn:
+        with pytest.raises(psycopg.errors.StringDataRightTruncation, match="too long"), \
+                engine.begin() as conn:
             insert.execute(conn, rows)
         expected: list[str] = []
     else:
