@@ -370,6 +370,8 @@ class BatchWriter:
                 for site_id, visitor_key, bv_id, contact_id in found:
                     self.browsers[(site_id, visitor_key)] = [bv_id, contact_id]
                     upserted.add(bv_id)
+                    # the upsert wrote last_seen_at: the next hits need not, for a while
+                    self.seen_written[bv_id] = missing[(site_id, visitor_key)]
         return {(i.site_id, i.visitor_key): self.browsers[(i.site_id, i.visitor_key)]
                 for i in batch}
 
