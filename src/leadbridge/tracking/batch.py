@@ -100,6 +100,19 @@ def _add_totals(conn: Connection, table: str, sql: str, totals: dict[int, _Total
              for k, t in totals.items()]), ids))
 
 
+def _browsers_seen(conn: Connection, sql: str, seen: list[tuple[int, datetime]],
+                   to_time: Callable[[Any], Any]) -> None:
+    seen.sort()
+    if conn.dialect.name != "postgresql":
+        run_many(conn, sql, [(to_time(moment), key) for key, moment in seen])
+        return
+    ids = [key for key, _ in seen]
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        cursor.execute(_PG_LOCK.format(table="browser_visitors"), (ids,))
+        cursor.execute(_PG_SEEN, (json_rows([{"id": k, "t": t} for k, t in seen]), ids))
+
+
 def _totals_params(totals: dict[int, _Totals], stamp: Any,
                    to_time: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
     """Parameters of `_TOTALS`, in key order: writers sharing a database never deadlock."""
@@ -123,6 +136,9 @@ _PG_TOTALS = """UPDATE {table} AS t SET score_weight = t.score_weight + d.w,
  updated_at = %s FROM json_to_recordset(%s::json)
  AS d(id integer, w double precision, n integer, f timestamptz, l timestamptz)
  WHERE t.id = d.id AND t.id = ANY(%s::integer[])"""  # the ids again: an index scan, not a seq scan
+_PG_SEEN = """UPDATE browser_visitors AS b SET last_seen_at = d.t
+ FROM json_to_recordset(%s::json) AS d(id integer, t timestamptz)
+ WHERE b.id = d.id AND b.id = ANY(%s::integer[])"""
 _BROWSERS = ("INSERT INTO browser_visitors (site_id, visitor_key, first_seen_at, last_seen_at) "
              "VALUES {values} ON CONFLICT (site_id, visitor_key) DO UPDATE SET "
              "last_seen_at = excluded.last_seen_at "
@@ -286,7 +302,7 @@ class BatchWriter:
                     (org, stamp, contact, org, org) for contact, org in contact_org.items()])
             seen = self._seen_to_write(browser_last)
             if seen:
-                run_many(conn, sql.browser_seen, [(to_time(v), k) for k, v in seen])
+                _browsers_seen(conn, sql.browser_seen, seen, to_time)
         if self.on_band_change is not None and self.bands is not None:
             moved = self._band_moved(conn, org_totals, now, website_visitors=True)
             if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:
