@@ -100,19 +100,6 @@ def _add_totals(conn: Connection, table: str, sql: str, totals: dict[int, _Total
              for k, t in totals.items()]), ids))
 
 
-def _browsers_seen(conn: Connection, sql: str, seen: list[tuple[int, datetime]],
-                   to_time: Callable[[Any], Any]) -> None:
-    seen.sort()
-    if conn.dialect.name != "postgresql":
-        run_many(conn, sql, [(to_time(moment), key) for key, moment in seen])
-        return
-    ids = [key for key, _ in seen]
-    raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cursor:
-        cursor.execute(_PG_LOCK.format(table="browser_visitors"), (ids,))
-        cursor.execute(_PG_SEEN, (json_rows([{"id": k, "t": t} for k, t in seen]), ids))
-
-
 def _totals_params(totals: dict[int, _Totals], stamp: Any,
                    to_time: Callable[[Any], Any]) -> list[tuple[Any, ...]]:
     """Parameters of `_TOTALS`, in key order: writers sharing a database never deadlock."""
@@ -136,12 +123,12 @@ _PG_TOTALS = """UPDATE {table} AS t SET score_weight = t.score_weight + d.w,
  updated_at = %s FROM json_to_recordset(%s::json)
  AS d(id integer, w double precision, n integer, f timestamptz, l timestamptz)
  WHERE t.id = d.id AND t.id = ANY(%s::integer[])"""  # the ids again: an index scan, not a seq scan
-_PG_SEEN = """UPDATE browser_visitors AS b SET last_seen_at = d.t
- FROM json_to_recordset(%s::json) AS d(id integer, t timestamptz)
- WHERE b.id = d.id AND b.id = ANY(%s::integer[])"""
+# new browsers, and known ones whose last_seen_at moved on, in one statement in key order:
+# every browser row a batch locks is locked here, in the order every writer uses
 _BROWSERS = ("INSERT INTO browser_visitors (site_id, visitor_key, first_seen_at, last_seen_at) "
              "VALUES {values} ON CONFLICT (site_id, visitor_key) DO UPDATE SET "
-             "last_seen_at = excluded.last_seen_at "
+             "last_seen_at = CASE WHEN excluded.last_seen_at > browser_visitors.last_seen_at "
+             "THEN excluded.last_seen_at ELSE browser_visitors.last_seen_at END "
              "RETURNING site_id, visitor_key, id, contact_id")
 _BROWSER_CHUNK = 250
 _WEIGHTS_FOR = 30.0  # seconds a remembered score weight is trusted (other writers add too)
@@ -165,7 +152,6 @@ class _Statements:
     org_totals: str
     contact_totals: str
     time_on_page: str
-    browser_seen: str
     contact_organisation: str
     add_rejections: Executable
 
@@ -188,8 +174,6 @@ def _statements(dialect: str) -> _Statements:
                                                  last="last_seen_at", stamp=", updated_at = ?"),
                                   dialect),
         time_on_page=driver_sql("UPDATE hits SET time_on_page = ? WHERE id = ?", dialect),
-        browser_seen=driver_sql("UPDATE browser_visitors SET last_seen_at = ? WHERE id = ?",
-                                dialect),
         contact_organisation=driver_sql(_CONTACT_ORGANISATION, dialect),
         add_rejections=rej.on_conflict_do_update(
             index_elements=["day", "site_id", "reason"],
@@ -243,8 +227,7 @@ class BatchWriter:
         if rebased is not None:
             self.decay = rebased
             self.weights.clear()
-        upserted: set[int] = set()
-        bv_ids = self._browser_ids(conn, sql, batch, upserted)
+        bv_ids = self._browser_ids(conn, sql, batch)
         self._identify(conn, batch, bv_ids, now)
         org_ids = self._organisation_ids(conn, batch, now)
 
@@ -252,7 +235,6 @@ class BatchWriter:
         org_totals: dict[int, _Totals] = {}
         contact_totals: dict[int, _Totals] = {}
         contact_org: dict[int, int] = {}  # contact -> organisation of its latest hit here
-        browser_last: dict[int, datetime] = {}
         time_on_page: list[tuple[int, Any]] = []
         weight = self.decay.weight
         to_time = time_converter(sql.dialect)
@@ -283,9 +265,6 @@ class BatchWriter:
                 contact_totals.setdefault(contact_id, _Totals()).add(w, moment)
                 if org_id is not None and scored:
                     contact_org[contact_id] = org_id
-            if bv_id not in upserted and (bv_id not in browser_last
-                                          or browser_last[bv_id] < moment):
-                browser_last[bv_id] = moment
 
         stamp = to_time(now)
         with pipelined(conn):  # PostgreSQL: one round trip for all of them
@@ -300,9 +279,6 @@ class BatchWriter:
             if contact_org:
                 run_many(conn, sql.contact_organisation, [
                     (org, stamp, contact, org, org) for contact, org in contact_org.items()])
-            seen = self._seen_to_write(browser_last)
-            if seen:
-                _browsers_seen(conn, sql.browser_seen, seen, to_time)
         if self.on_band_change is not None and self.bands is not None:
             moved = self._band_moved(conn, org_totals, now, website_visitors=True)
             if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:
@@ -352,42 +328,46 @@ class BatchWriter:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _seen_to_write(self, latest: dict[int, datetime]) -> list[tuple[int, datetime]]:
-        """The browsers whose stored last_seen_at is SEEN_PRECISION or more behind."""
-        out = []
-        for bv_id, moment in latest.items():
-            written = self.seen_written.get(bv_id)
-            if written is None or moment - written >= SEEN_PRECISION:
-                out.append((bv_id, moment))
-                self.seen_written[bv_id] = moment
-        return out
-
     def _browser_ids(
-        self, conn: Connection, sql: _Statements, batch: list[PreparedHit], upserted: set[int]
+        self, conn: Connection, sql: _Statements, batch: list[PreparedHit]
     ) -> dict[tuple[int, str], list[int | None]]:
-        """Ids (and contacts) of the batch's browsers; unknown ones are upserted in one go."""
-        missing: dict[tuple[int, str], datetime] = {}
+        """Ids (and contacts) of the batch's browsers, upserting in one statement the unknown
+        ones, those whose stored last_seen_at is SEEN_PRECISION or more behind (bots and
+        pings do not move it) and those the batch identifies (it will link them)."""
+        first: dict[tuple[int, str], datetime] = {}
+        last: dict[tuple[int, str], datetime] = {}
+        identified: set[tuple[int, str]] = set()
         for i in batch:
             k = (i.site_id, i.visitor_key)
-            if k not in self.browsers:
-                t = i.row["occurred_at"]
-                if k not in missing or t < missing[k]:
-                    missing[k] = t
-        if missing:
+            t = i.row["occurred_at"]
+            if k not in first or t < first[k]:
+                first[k] = t
+            if not i.row["is_bot"] and not i.is_ping and (k not in last or t > last[k]):
+                last[k] = t
+            if i.identity is not None:
+                identified.add(k)
+        upsert = []
+        for k, t in first.items():
+            seen = last.get(k, t)
+            known = self.browsers.get(k)
+            if known is not None and k not in identified:
+                written = self.seen_written.get(known[0])  # type: ignore[arg-type]
+                if k not in last or (written is not None and seen - written < SEEN_PRECISION):
+                    continue
+            upsert.append((k, t, seen))
+        if upsert:
+            upsert.sort()
             to_time = time_converter(sql.dialect)
-            items = list(missing.items())
-            for start in range(0, len(items), _BROWSER_CHUNK):
-                chunk = items[start : start + _BROWSER_CHUNK]
+            for start in range(0, len(upsert), _BROWSER_CHUNK):
+                chunk = upsert[start : start + _BROWSER_CHUNK]
                 params: list[Any] = []
-                for (site_id, visitor_key), t in chunk:
-                    stamp = to_time(t)
-                    params += (site_id, visitor_key, stamp, stamp)
+                for (site_id, visitor_key), t, seen in chunk:
+                    params += (site_id, visitor_key, to_time(t), to_time(seen))
                 found = conn.exec_driver_sql(sql.upsert_browsers(len(chunk)), tuple(params))
                 for site_id, visitor_key, bv_id, contact_id in found:
-                    self.browsers[(site_id, visitor_key)] = [bv_id, contact_id]
-                    upserted.add(bv_id)
-                    # the upsert wrote last_seen_at: the next hits need not, for a while
-                    self.seen_written[bv_id] = missing[(site_id, visitor_key)]
+                    key = (site_id, visitor_key)
+                    self.browsers[key] = [bv_id, contact_id]
+                    self.seen_written[bv_id] = last.get(key, first[key])
         return {(i.site_id, i.visitor_key): self.browsers[(i.site_id, i.visitor_key)]
                 for i in batch}
 
