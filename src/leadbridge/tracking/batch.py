@@ -342,7 +342,7 @@ class BatchWriter:
             t = i.row["occurred_at"]
             if k not in first or t < first[k]:
                 first[k] = t
-            if not i.row["is_bot"] and not i.is_ping and (k not in last or t > last[k]):
+            if not i.is_ping and not i.row["is_bot"] and (k not in last or t > last[k]):
                 last[k] = t
             if i.identity is not None:
                 identified.add(k)
