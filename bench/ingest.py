@@ -365,7 +365,8 @@ def main() -> None:
           f"{args.workers} server process(es), writer: {args.writer}; "
           f"traffic: 90% single GET / 10% bulk POST of 10, "
           f"20% bots, {VISITORS:,} visitors from 2,000 companies + ISPs + hosting", flush=True)
-    header = (f"{'backend':<11}{'trivial req/s':>14}{'drift':>7}{'intake req/s':>14}{'hits/s':>10}"
+    header = (f"{'backend':<11}{'trivial req/s':>14}{'drift':>7}{'intake req/s':>14}"
+              f"{'hits/s':>10}"
               f"{'p50 ms':>9}{'p99 ms':>9}{'peak MB':>9}{'req ratio':>10}{'hit ratio':>10}"
               f"{'stored':>10}{'non-2xx':>9}{'cold hits/s':>12}{'CPU µs/req':>11}"
               f"{'CPU µs/hit':>11}{'cores':>6}")
@@ -378,7 +379,8 @@ def main() -> None:
                                              args.workers)
     print(header)
     for backend, r in results.items():
-        print(f"{backend:<11}{r['trivial_rps']:>14,.0f}{r['drift']:>+7.0%}{r['rps']:>14,.0f}{r['hits_per_s']:>10,.0f}"
+        print(f"{backend:<11}{r['trivial_rps']:>14,.0f}{r['drift']:>+7.0%}{r['rps']:>14,.0f}"
+              f"{r['hits_per_s']:>10,.0f}"
               f"{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rss_mb']:>9.0f}{r['ratio']:>10.0%}"
               f"{r['hit_ratio']:>10.0%}{int(r['stored']):>10,}{int(r['non2xx']):>9}"
               f"{r['warmup_hits_per_s']:>12,.0f}{r['trivial_cpu_us']:>11.0f}"

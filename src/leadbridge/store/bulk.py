@@ -85,16 +85,10 @@ class BulkInsert:
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        if self.json_sql is None or len(rows) == 1:
+        if self.json_sql is None:
             run_many(conn, self.sql, self.tuples(rows))
-            return
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        cursor = raw.cursor()
-        try:
-            cursor.execute(self.json_sql, (json_rows(rows),))
-        finally:
-            cursor.close()
+        else:
+            run_one(conn, self.json_sql, (json_rows(rows),))
 
 
 def _json_default(value: Any) -> Any:
@@ -127,11 +121,23 @@ def run_many(conn: Connection, sql: str, params: Sequence[Sequence[Any]]) -> Non
     For the intake's statements that run every batch: SQLAlchemy's execution context costs
     more than the statement itself when a batch holds a few dozen rows.
     """
+    with _cursor(conn) as cursor:
+        cursor.executemany(sql, params)
+
+
+def run_one(conn: Connection, sql: str, params: Sequence[Any]) -> None:
+    """`run_many`'s twin for one statement (say, a whole batch in one JSON parameter)."""
+    with _cursor(conn) as cursor:
+        cursor.execute(sql, params)
+
+
+@contextmanager
+def _cursor(conn: Connection) -> Iterator[Any]:
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cursor = raw.cursor()
     try:
-        cursor.executemany(sql, params)
+        yield cursor
     finally:
         cursor.close()
 

@@ -41,6 +41,7 @@ from leadbridge.store.bulk import (
     json_rows,
     pipelined,
     run_many,
+    run_one,
     time_converter,
     uuid_converter,
 )
@@ -84,18 +85,30 @@ class _Totals:
         self.last = moment if self.last is None or moment > self.last else self.last
 
 
-def _add_totals(conn: Connection, table: str, sql: str, totals: dict[int, _Totals],
-                stamp: Any, to_time: Callable[[Any], Any]) -> None:
-    if conn.dialect.name != "postgresql":
-        run_many(conn, sql, _totals_params(totals, stamp, to_time))
-        return
-    first, last = ("first_visit_at", "last_visit_at") if table == "organisations" else (
-        "first_seen_at", "last_seen_at")
-    raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cursor:
+@dataclass(frozen=True)
+class _TotalsSql:
+    """Adding a batch's totals to one table. SQLite: an executemany of `_TOTALS` in key order;
+    PostgreSQL: the rows locked in key order, then one `_PG_TOTALS` for them all."""
+
+    update: str
+    lock: str | None = None
+
+    @classmethod
+    def build(cls, table: str, first: str, last: str, dialect: str) -> _TotalsSql:
+        if dialect == "postgresql":
+            return cls(_PG_TOTALS.format(table=table, first=first, last=last),
+                       _PG_LOCK.format(table=table))
+        return cls(driver_sql(_TOTALS.format(table=table, first=first, last=last,
+                                             stamp=", updated_at = ?"), dialect))
+
+    def run(self, conn: Connection, totals: dict[int, _Totals], stamp: Any,
+            to_time: Callable[[Any], Any]) -> None:
+        if self.lock is None:
+            run_many(conn, self.update, _totals_params(totals, stamp, to_time))
+            return
         ids = sorted(totals)
-        cursor.execute(_PG_LOCK.format(table=table), (ids,))
-        cursor.execute(_PG_TOTALS.format(table=table, first=first, last=last), (stamp, json_rows(
+        run_one(conn, self.lock, (ids,))
+        run_one(conn, self.update, (stamp, json_rows(
             [{"id": k, "w": t.weight, "n": t.count, "f": t.first, "l": t.last}
              for k, t in totals.items()]), ids))
 
@@ -149,8 +162,8 @@ class _Statements:
 
     dialect: str
     insert_hits: BulkInsert
-    org_totals: str
-    contact_totals: str
+    org_totals: _TotalsSql
+    contact_totals: _TotalsSql
     time_on_page: str
     contact_organisation: str
     add_rejections: Executable
@@ -167,12 +180,9 @@ def _statements(dialect: str) -> _Statements:
     return _Statements(
         dialect=dialect,
         insert_hits=BulkInsert(hits, dialect),
-        org_totals=driver_sql(_TOTALS.format(table="organisations", first="first_visit_at",
-                                             last="last_visit_at", stamp=", updated_at = ?"),
-                              dialect),
-        contact_totals=driver_sql(_TOTALS.format(table="contacts", first="first_seen_at",
-                                                 last="last_seen_at", stamp=", updated_at = ?"),
-                                  dialect),
+        org_totals=_TotalsSql.build("organisations", "first_visit_at", "last_visit_at",
+                                    dialect),
+        contact_totals=_TotalsSql.build("contacts", "first_seen_at", "last_seen_at", dialect),
         time_on_page=driver_sql("UPDATE hits SET time_on_page = ? WHERE id = ?", dialect),
         contact_organisation=driver_sql(_CONTACT_ORGANISATION, dialect),
         add_rejections=rej.on_conflict_do_update(
@@ -272,10 +282,9 @@ class BatchWriter:
             if time_on_page:
                 run_many(conn, sql.time_on_page, time_on_page)
             if org_totals:
-                _add_totals(conn, "organisations", sql.org_totals, org_totals, stamp, to_time)
+                sql.org_totals.run(conn, org_totals, stamp, to_time)
             if contact_totals:
-                _add_totals(conn, "contacts", sql.contact_totals, contact_totals, stamp,
-                            to_time)
+                sql.contact_totals.run(conn, contact_totals, stamp, to_time)
             if contact_org:
                 run_many(conn, sql.contact_organisation, [
                     (org, stamp, contact, org, org) for contact, org in contact_org.items()])
@@ -346,7 +355,7 @@ class BatchWriter:
                 last[k] = t
             if i.identity is not None:
                 identified.add(k)
-        upsert = []
+        upsert: dict[tuple[int, str], tuple[datetime, datetime]] = {}  # key -> first, seen
         for k, t in first.items():
             seen = last.get(k, t)
             known = self.browsers.get(k)
@@ -354,20 +363,20 @@ class BatchWriter:
                 written = self.seen_written.get(known[0])  # type: ignore[arg-type]
                 if k not in last or (written is not None and seen - written < SEEN_PRECISION):
                     continue
-            upsert.append((k, t, seen))
+            upsert[k] = (t, seen)
         if upsert:
-            upsert.sort()
             to_time = time_converter(sql.dialect)
-            for start in range(0, len(upsert), _BROWSER_CHUNK):
-                chunk = upsert[start : start + _BROWSER_CHUNK]
+            items = sorted(upsert.items())
+            for start in range(0, len(items), _BROWSER_CHUNK):
+                chunk = items[start : start + _BROWSER_CHUNK]
                 params: list[Any] = []
-                for (site_id, visitor_key), t, seen in chunk:
+                for (site_id, visitor_key), (t, seen) in chunk:
                     params += (site_id, visitor_key, to_time(t), to_time(seen))
                 found = conn.exec_driver_sql(sql.upsert_browsers(len(chunk)), tuple(params))
                 for site_id, visitor_key, bv_id, contact_id in found:
                     key = (site_id, visitor_key)
                     self.browsers[key] = [bv_id, contact_id]
-                    self.seen_written[bv_id] = last.get(key, first[key])
+                    self.seen_written[bv_id] = upsert[key][1]
         return {(i.site_id, i.visitor_key): self.browsers[(i.site_id, i.visitor_key)]
                 for i in batch}
 
