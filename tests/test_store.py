@@ -15,7 +15,7 @@ from leadbridge.store.tables import hub_state, sites
 def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0013"
 
 
 def test_times_come_back_utc_aware(engine: Engine) -> None:

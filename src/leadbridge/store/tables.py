@@ -123,8 +123,7 @@ organisations = Table(
     Column("score_weight", Float, nullable=False, default=0.0),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
-    Index("ix_organisations_score_weight", "score_weight"),
-    Index("ix_organisations_last_visit_at", "last_visit_at"),
+    # no index on score_weight or last_visit_at: every hit changes them (see migration 0013)
     Index("ix_organisations_domain", "domain"),
     Index("ix_organisations_domain_lower", func.lower(text("domain"))),
 )
@@ -163,10 +162,9 @@ contacts = Table(
     _ts("first_seen_at"),
     _ts("last_seen_at"),
     Column("hit_count", BigInteger, nullable=False, default=0),
-    Column("score_weight", Float, nullable=False, default=0.0),
+    Column("score_weight", Float, nullable=False, default=0.0),  # no index (migration 0013)
     _ts("created_at", nullable=False),
     _ts("updated_at"),
-    Index("ix_contacts_score_weight", "score_weight"),
     Index("ix_contacts_email_lower", func.lower(text("email"))),
 )
 
