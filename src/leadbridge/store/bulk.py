@@ -125,10 +125,20 @@ def run_many(conn: Connection, sql: str, params: Sequence[Sequence[Any]]) -> Non
         cursor.executemany(sql, params)
 
 
-def run_one(conn: Connection, sql: str, params: Sequence[Any]) -> None:
-    """`run_many`'s twin for one statement (say, a whole batch in one JSON parameter)."""
+def run_one(conn: Connection, sql: str, params: Sequence[Any], *,
+            planned_each_time: bool = False) -> None:
+    """`run_many`'s twin for one statement (say, a whole batch in one JSON parameter).
+
+    `planned_each_time` (PostgreSQL): never run it as a prepared statement, whose generic
+    plan is made without the parameters' values. For `id = ANY(%s)` on a table without
+    statistics yet that plan can be a scan of the whole table; planned with the ids, it
+    reads those rows through the primary key.
+    """
     with _cursor(conn) as cursor:
-        cursor.execute(sql, params)
+        if planned_each_time:
+            cursor.execute(sql, params, prepare=False)
+        else:
+            cursor.execute(sql, params)
 
 
 @contextmanager

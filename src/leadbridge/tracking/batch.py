@@ -107,10 +107,10 @@ class _TotalsSql:
             run_many(conn, self.update, _totals_params(totals, stamp, to_time))
             return
         ids = sorted(totals)
-        run_one(conn, self.lock, (ids,))
+        run_one(conn, self.lock, (ids,), planned_each_time=True)
         run_one(conn, self.update, (stamp, json_rows(
             [{"id": k, "w": t.weight, "n": t.count, "f": t.first, "l": t.last}
-             for k, t in totals.items()]), ids))
+             for k, t in totals.items()]), ids), planned_each_time=True)
 
 
 def _totals_params(totals: dict[int, _Totals], stamp: Any,
