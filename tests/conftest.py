@@ -109,6 +109,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def pg_db_url(pg_url: str) -> str:
+    """`db_url` on PostgreSQL alone, for what SQLite does not have (row locks between
+    writers): a module overrides `db_url` with it."""
+    _truncate_pg(pg_url)
+    return pg_url
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
     yield eng

@@ -101,6 +101,11 @@ class _TotalsSql:
         return cls(driver_sql(_TOTALS.format(table=table, first=first, last=last,
                                              stamp=", updated_at = ?"), dialect))
 
+    def lock_rows(self, conn: Connection, ids: set[int]) -> None:
+        """Lock these rows in key order now (PostgreSQL; SQLite's one write lock is held)."""
+        if self.lock is not None and ids:
+            run_one(conn, self.lock, (sorted(ids),), planned_each_time=True)
+
     def run(self, conn: Connection, totals: dict[int, _Totals], stamp: Any,
             to_time: Callable[[Any], Any]) -> None:
         if self.lock is None:
@@ -238,8 +243,12 @@ class BatchWriter:
             self.decay = rebased
             self.weights.clear()
         bv_ids = self._browser_ids(conn, sql, batch)
-        self._identify(conn, batch, bv_ids, now)
         org_ids = self._organisation_ids(conn, batch, now)
+        if any(item.identity is not None for item in batch):
+            # identification locks contacts; every writer locks Website Visitors before
+            # contacts (the totals below do), so it takes theirs first
+            sql.org_totals.lock_rows(conn, {org for org, scored in org_ids.values() if scored})
+            self._identify(conn, batch, bv_ids, now)
 
         rows: list[dict[str, Any]] = []
         org_totals: dict[int, _Totals] = {}
