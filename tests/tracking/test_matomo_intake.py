@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from starlette.testclient import TestClient
@@ -227,3 +228,22 @@ def test_browser_last_seen_moves_in_steps_of_a_few_minutes(client: TestClient, s
     track(client, site_id, "https://www.example.com/c", _id=vid, cdt=_cdt(t0, 60 + 6 * 60))
     assert last_seen() - first >= timedelta(minutes=5)
     assert scalar(hub.engine, "SELECT count(*) FROM hits") == 4
+
+
+def test_long_urls_are_stored_whole_but_not_remembered(client: TestClient, site_id: int,
+                                                       hub: Hub) -> None:
+    """URLs past the usual length are parsed each time: sent to fill memory, each would
+    otherwise keep an entry in the intake's caches."""
+    from leadbridge.tracking import matomo
+
+    caches = [matomo._split_cached, matomo._campaign_cached, hub.rules._page_cached]
+    before = [c.cache_info().currsize for c in caches]
+    url = ("https://www.example.com/pricing?utm_source=news&utm_campaign=long&pad="
+           + "x" * 2000)
+    assert track(client, site_id, url, action_name="Pricing").status_code == 200
+    [hit] = rows(hub.engine, "SELECT url, campaign_name, campaign_source FROM hits")
+    assert hit == (url, "long", "news")
+    assert [c.cache_info().currsize for c in caches] == before
+    short = f"https://www.example.com/pricing?utm_campaign=short&n={uuid.uuid4().hex}"
+    assert track(client, site_id, short).status_code == 200
+    assert all(c.cache_info().currsize > n for c, n in zip(caches, before, strict=True))

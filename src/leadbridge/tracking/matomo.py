@@ -70,11 +70,22 @@ def parse_site_id(raw: str | None) -> int:
     return site_id
 
 
-@lru_cache(maxsize=20_000)
-def _url_parts(url: str) -> tuple[str, str, str]:
-    """Scheme, host name and query of a URL: a site has few pages, each parsed once."""
+# URLs and queries longer than this are parsed each time rather than kept: a site's pages are
+# shorter, and long ones sent to fill memory would each hold a cache entry
+_CACHED_URL = 512
+
+
+def _split(url: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.hostname or "", parts.query
+
+
+_split_cached = lru_cache(maxsize=20_000)(_split)
+
+
+def _url_parts(url: str) -> tuple[str, str, str]:
+    """Scheme, host name and query of a URL: a site has few pages, each parsed once."""
+    return _split_cached(url) if len(url) <= _CACHED_URL else _split(url)
 
 
 def url_host(url: str) -> str:
@@ -111,13 +122,12 @@ def campaign_from_url(url: str) -> Mapping[str, str]:
     query = _url_parts(url)[2]
     if not query:
         return _NO_CAMPAIGN
-    return _campaign(query)
+    return _campaign_cached(query) if len(query) <= _CACHED_URL else _campaign(query)
 
 
 _NO_CAMPAIGN: Mapping[str, str] = MappingProxyType({})
 
 
-@lru_cache(maxsize=20_000)
 def _campaign(query: str) -> Mapping[str, str]:
     q = dict(parse_qsl(query, keep_blank_values=False))
     found: dict[str, str] = {}
@@ -131,6 +141,9 @@ def _campaign(query: str) -> Mapping[str, str]:
     if CONTACT_TOKEN_PARAM in q:
         found["contact_token"] = q[CONTACT_TOKEN_PARAM][:500]
     return MappingProxyType(found)  # shared by every hit with this query: read-only
+
+
+_campaign_cached = lru_cache(maxsize=20_000)(_campaign)
 
 
 def parse_matomo(
