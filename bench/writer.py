@@ -40,7 +40,6 @@ from leadbridge.hub import Hub
 from leadbridge.sites import add_site
 from leadbridge.store import make_engine, upgrade
 from leadbridge.store.bulk import BulkInsert
-from leadbridge.store.db import SQLITE_PAGE_SIZE
 from leadbridge.store.tables import hits
 from leadbridge.tracking.batch import PreparedHit
 from leadbridge.tracking.groupcommit import GroupCommit
@@ -122,7 +121,7 @@ def wal_pages(database: Path, transactions: int) -> list[tuple[str, float]]:
     """Pages per transaction in the last `transactions` commits of the write-ahead log, by
     table or index (read from the log's frame headers and SQLite's dbstat)."""
     data = Path(f"{database}-wal").read_bytes()
-    frame = SQLITE_PAGE_SIZE + 24
+    frame = struct.unpack(">I", data[8:12])[0] + 24  # the page size, from the log's header
     salts = data[16:24]  # frames of the log's current generation carry its salts
     commits: list[list[int]] = []
     pages: list[int] = []

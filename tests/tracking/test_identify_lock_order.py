@@ -1,5 +1,7 @@
-"""A batch that identifies a person locks its Website Visitors before the person's contact,
-as every writer's totals do, so it cannot deadlock with another writer adding to the same two.
+"""Row locks between writers. A batch that identifies a person locks its Website Visitors
+before the person's contact, as every writer's totals do, so it cannot deadlock with another
+writer adding to the same two; and the totals' locks do not wait for another writer's
+foreign-key locks.
 
 PostgreSQL only: its writers lock rows, and the order matters; SQLite's writers take turns
 with one lock for the whole database.
@@ -84,7 +86,7 @@ def test_identification_locks_website_visitors_first(
         except BaseException as exc:  # reported below
             other_errors.append(exc)
 
-    other = threading.Thread(target=other_writer)
+    other = threading.Thread(target=other_writer, daemon=True)
     other.start()
     try:
         with caplog.at_level(logging.ERROR, logger="leadbridge.tracking.groupcommit"):
@@ -93,6 +95,7 @@ def test_identification_locks_website_visitors_first(
     finally:
         other.join(30)
         commit.close()
+    assert not other.is_alive()
     assert other_errors == []
     assert results == [None]
     assert not [r for r in caplog.records if "retrying" in r.getMessage()]  # stored at once
@@ -100,3 +103,42 @@ def test_identification_locks_website_visitors_first(
         stored = conn.execute(text("SELECT hit_count FROM contacts WHERE id = :c"),
                               {"c": contact}).scalar_one()
     assert stored == 3  # browser 2's hit, browser 1's earlier one and its new one
+
+
+def test_key_share_locks_do_not_hold_up_the_totals(hub: Hub, site_id: int) -> None:
+    """Another writer pointing a browser at the contact, or the contact at the Website
+    Visitor, holds a key-share lock on that row (its foreign key) until it commits; the
+    totals change no key, so they need not wait for it."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    commit = GroupCommit(hub.engine, BatchWriter(hub.decay))
+    assert commit.write_each_now([_hit(hub, site_id, 2, start, Identity(email=EMAIL))]) == [
+        None]
+    with hub.engine.connect() as conn:
+        org = conn.execute(text("SELECT id FROM organisations")).scalar_one()
+        contact = conn.execute(text("SELECT id FROM contacts")).scalar_one()
+    held, stored = threading.Event(), threading.Event()
+    stored_while_held: list[bool] = []
+
+    def other_writer() -> None:
+        with psycopg.connect(hub.settings.database_url.replace("+psycopg", "")) as con:
+            con.execute("SELECT 1 FROM contacts WHERE id = %s FOR KEY SHARE", (contact,))
+            con.execute("SELECT 1 FROM organisations WHERE id = %s FOR KEY SHARE", (org,))
+            held.set()
+            stored_while_held.append(stored.wait(10))
+            con.rollback()
+
+    other = threading.Thread(target=other_writer, daemon=True)
+    other.start()
+    try:
+        assert held.wait(10)
+        results = commit.write_each_now([_hit(hub, site_id, 2, start + timedelta(minutes=1))])
+        stored.set()
+    finally:
+        other.join(30)
+        commit.close()
+    assert not other.is_alive()
+    assert results == [None]
+    assert stored_while_held == [True]
+    with hub.engine.connect() as conn:
+        assert conn.execute(text("SELECT hit_count FROM contacts")).scalar_one() == 2
+        assert conn.execute(text("SELECT hit_count FROM organisations")).scalar_one() == 2

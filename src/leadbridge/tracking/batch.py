@@ -133,7 +133,9 @@ _TOTALS = """UPDATE {table} SET score_weight = score_weight + ?, hit_count = hit
  {last} = CASE WHEN {last} IS NULL OR {last} < ? THEN ? ELSE {last} END{stamp} WHERE id = ?"""
 # PostgreSQL: one statement per table for the whole batch (the totals as one JSON parameter),
 # after locking the rows in key order, so writers sharing the database never deadlock
-_PG_LOCK = "SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+# NO KEY UPDATE: the totals change no key, and a plain FOR UPDATE would also wait for the
+# key-share locks another writer's foreign keys take (a browser or a contact pointing here)
+_PG_LOCK = "SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
 _PG_TOTALS = """UPDATE {table} AS t SET score_weight = t.score_weight + d.w,
  hit_count = t.hit_count + d.n,
  {first} = CASE WHEN t.{first} IS NULL OR t.{first} > d.f THEN d.f ELSE t.{first} END,
