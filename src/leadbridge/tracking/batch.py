@@ -11,8 +11,9 @@ pings for (other pages' time is read from the next hit, see `views.hits`).
 Two hooks tell the sync about the events that matter, on the batch's own connection and
 inside its transaction (so whatever they write commits or rolls back with the hits): a batch
 that created a Website Visitor, and one that moved a Website Visitor's or a contact's score
-into another band. Each is called at most once per batch; when neither is set, the writer
-does no extra work.
+into another band. Each is called at most once per batch, after the batch's rows are written:
+the job a hook queues is locked after those rows in every writer, as two writers sharing a
+database need. When neither is set, the writer does no extra work.
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ class BatchWriter:
             self.decay = rebased
             self.weights.clear()
         bv_ids = self._browser_ids(conn, sql, batch)
-        org_ids = self._organisation_ids(conn, batch, now)
+        org_ids, new_visitors = self._organisation_ids(conn, batch, now)
         if any(item.identity is not None for item in batch):
             # identification locks contacts; every writer locks Website Visitors before
             # contacts (the totals below do), so it takes theirs first
@@ -303,6 +304,8 @@ class BatchWriter:
             moved = self._band_moved(conn, org_totals, now, website_visitors=True)
             if self._band_moved(conn, contact_totals, now, website_visitors=False) or moved:
                 self.on_band_change(conn)
+        if new_visitors and self.on_new_organisations is not None:
+            self.on_new_organisations(conn)  # after the rows, as the band change
         self.flush_rejections(conn, now)
 
     def _band_moved(self, conn: Connection, totals: dict[int, _Totals], now: datetime, *,
@@ -407,7 +410,10 @@ class BatchWriter:
 
     def _organisation_ids(
         self, conn: Connection, batch: list[PreparedHit], now: datetime
-    ) -> dict[str, tuple[int, bool]]:
+    ) -> tuple[dict[str, tuple[int, bool]], bool]:
+        """The batch's organisations (id, scored) by match key, and whether the batch
+        created a Website Visitor."""
+        created = False
         matches = {i.org.key: i.org for i in batch if i.org is not None}
         missing = [m for k, m in matches.items() if k not in self.orgs]
         if missing:
@@ -421,11 +427,10 @@ class BatchWriter:
             for key, org_id in ids.items():
                 self.orgs[key] = (org_id, not blocked.get(org_id, False))
             # created by this batch (stamped with its time), and shown as a Website Visitor
-            if self.on_new_organisations is not None and any(
-                    r.created_at == now and r.type in WEBSITE_VISITOR_TYPES and not r.blocked
-                    for r in found):
-                self.on_new_organisations(conn)
-        return {k: self.orgs[k] for k in matches}
+            created = self.on_new_organisations is not None and any(
+                r.created_at == now and r.type in WEBSITE_VISITOR_TYPES and not r.blocked
+                for r in found)
+        return {k: self.orgs[k] for k in matches}, created
 
     def flush_rejections(self, conn: Connection, now: datetime) -> None:
         if not self.rejections:
