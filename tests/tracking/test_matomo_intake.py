@@ -236,7 +236,7 @@ def test_long_urls_are_stored_whole_but_not_remembered(client: TestClient, site_
     otherwise keep an entry in the intake's caches."""
     from leadbridge.tracking import matomo
 
-    caches = [matomo._split_cached, matomo._campaign_cached, hub.rules._page_cached]
+    caches = [matomo._url_parts, matomo._campaign_of_query, hub.rules.page]
     before = [c.cache_info().currsize for c in caches]
     url = ("https://www.example.com/pricing?utm_source=news&utm_campaign=long&pad="
            + uuid.uuid4().hex + "x" * 2000)  # new to every run: none could be cached

@@ -19,12 +19,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from leadbridge.caching import ShortKeyCache
 from leadbridge.config import EventRuleConfig, PageRuleConfig
 from leadbridge.errors import InputError
-
-# longer URLs are matched each time rather than remembered: a site's pages are shorter, and
-# long ones sent to fill memory would each hold a cache entry
-_CACHED_URL = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +66,8 @@ class RuleSet:
             (r, _compile_glob(r.category), _compile_glob(r.action), _compile_glob(r.name))
             for r in self.event_rules
         ]
-        self._page_cached = lru_cache(maxsize=50_000)(self._page)
+        # the first page rule a URL matches
+        self.page = ShortKeyCache(self._page, maxsize=50_000)
         self.event = lru_cache(maxsize=10_000)(self._event)
 
     @property
@@ -95,10 +93,6 @@ class RuleSet:
             if c.match(category) and a.match(action) and n.match(name):
                 return RuleMatch(rule.label or f"{category} / {action}", "event", rule.score)
         return None
-
-    def page(self, url: str) -> RuleMatch | None:
-        """The first page rule `url` matches (remembered for URLs of usual length)."""
-        return self._page_cached(url) if len(url) <= _CACHED_URL else self._page(url)
 
     def score_page(self, url: str, title: str | None) -> RuleMatch:
         """Name, category and score for a page view (the default when no rule matches)."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from types import MappingProxyType
 from urllib.parse import parse_qsl, urlsplit
 
+from leadbridge.caching import ShortKeyCache
 from leadbridge.errors import InputError
 from leadbridge.tracking.request import EVENT, PAGEVIEW, PING, TrackingRequest
 
@@ -70,22 +70,13 @@ def parse_site_id(raw: str | None) -> int:
     return site_id
 
 
-# URLs and queries longer than this are parsed each time rather than kept: a site's pages are
-# shorter, and long ones sent to fill memory would each hold a cache entry
-_CACHED_URL = 512
-
-
 def _split(url: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.hostname or "", parts.query
 
 
-_split_cached = lru_cache(maxsize=20_000)(_split)
-
-
-def _url_parts(url: str) -> tuple[str, str, str]:
-    """Scheme, host name and query of a URL: a site has few pages, each parsed once."""
-    return _split_cached(url) if len(url) <= _CACHED_URL else _split(url)
+# scheme, host name and query of a URL: a site has few pages, each parsed once
+_url_parts = ShortKeyCache(_split, maxsize=20_000)
 
 
 def url_host(url: str) -> str:
@@ -122,7 +113,7 @@ def campaign_from_url(url: str) -> Mapping[str, str]:
     query = _url_parts(url)[2]
     if not query:
         return _NO_CAMPAIGN
-    return _campaign_cached(query) if len(query) <= _CACHED_URL else _campaign(query)
+    return _campaign_of_query(query)
 
 
 _NO_CAMPAIGN: Mapping[str, str] = MappingProxyType({})
@@ -143,7 +134,7 @@ def _campaign(query: str) -> Mapping[str, str]:
     return MappingProxyType(found)  # shared by every hit with this query: read-only
 
 
-_campaign_cached = lru_cache(maxsize=20_000)(_campaign)
+_campaign_of_query = ShortKeyCache(_campaign, maxsize=20_000)
 
 
 def parse_matomo(
