@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -247,18 +248,26 @@ def count_hits(db_url: str) -> int:
         return int(con.execute("SELECT count(*) FROM hits").fetchone()[0])  # type: ignore[index]
 
 
+def scratch_database(backend: str, work: Path) -> tuple[str, Callable[[], None]]:
+    """A fresh database for `backend` (SQLite: `work/bench.db`) and how to drop it."""
+    if backend == "sqlite":
+        return f"sqlite:///{work / 'bench.db'}", lambda: None
+    name = f"lb_bench_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        con.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{url}/{name}", drop
+
+
 def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path,
                   workers: int = 1) -> dict[str, float]:
-    pg_db = None
-    if backend == "sqlite":
-        db_url = f"sqlite:///{work / 'bench.db'}"
-    else:
-        pg_db = f"lb_bench_{os.getpid()}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{pg_db}"')
-            con.execute(f'CREATE DATABASE "{pg_db}"')
-        db_url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-        db_url += "/" + pg_db
+    db_url, drop = scratch_database(backend, work)
     companies = 2000
     ranges = work / f"ranges-{backend}.csv"
     write_ranges(ranges, companies)
@@ -325,9 +334,7 @@ def bench_backend(backend: str, wrk: str, seconds: int, conns: int, work: Path,
     finally:
         server.terminate()
         server.wait(30)
-        if pg_db:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-                con.execute(f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)')
+        drop()
     hits_acked = intake["requests"] * hits_per_request
     drift = after["rps"] / trivial["rps"] - 1
     trivial = {"rps": (trivial["rps"] + after["rps"]) / 2,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 import sqlite3
 import struct
@@ -31,10 +30,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import Engine, MetaData, Table
 
-from ingest import HOST, PG_ADMIN, VISITORS, make_visitors, one_hit, write_ranges
+from ingest import (
+    HOST,
+    VISITORS,
+    cpu_seconds,
+    make_visitors,
+    one_hit,
+    scratch_database,
+    write_ranges,
+)
 from leadbridge.config import load_settings
 from leadbridge.hub import Hub
 from leadbridge.sites import add_site
@@ -46,23 +52,6 @@ from leadbridge.tracking.groupcommit import GroupCommit
 from leadbridge.tracking.matomo import parse_matomo
 
 COMPANIES = 2000
-
-
-def database(backend: str, work: Path) -> tuple[str, Callable[[], None]]:
-    """A fresh database for `backend` and how to drop it."""
-    if backend == "sqlite":
-        return f"sqlite:///{work / 'writer.db'}", lambda: None
-    name = f"lb_writer_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        con.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + \
-        "/" + name, drop
 
 
 def prepared_hits(hub: Hub, site: int, count: int, seed: int) -> tuple[list[PreparedHit],
@@ -92,10 +81,7 @@ class BackendCpu:
             self.pid = raw.info.backend_pid
 
     def seconds(self) -> float:
-        if self.pid is None:
-            return 0.0
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0 if self.pid is None else cpu_seconds(self.pid)
 
 
 def timed(run: Callable[[], None], backend: BackendCpu, count: int) -> dict[str, float]:
@@ -146,7 +132,7 @@ def wal_pages(database: Path, transactions: int) -> list[tuple[str, float]]:
 
 
 def bench_backend(backend: str, count: int, batch: int, work: Path) -> dict[str, Any]:
-    url, drop = database(backend, work)
+    url, drop = scratch_database(backend, work)
     ranges = work / f"ranges-{backend}.csv"
     write_ranges(ranges, COMPANIES)
     settings = load_settings(work / "absent.toml", database_url=url,
@@ -177,7 +163,7 @@ def bench_backend(backend: str, count: int, batch: int, work: Path) -> dict[str,
         frames = []
         if backend == "sqlite":
             # frames stay in the log until the checkpointer's next pass: counted at once
-            database_file = work / "writer.db"
+            database_file = work / "bench.db"
             frames = wal_pages(database_file, 50) if Path(f"{database_file}-wal").exists() \
                 else []
         rows = [[h.row for h in b] for b in batches]  # as written: their ids filled in

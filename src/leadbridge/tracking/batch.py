@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -102,18 +102,20 @@ class _TotalsSql:
         return cls(driver_sql(_TOTALS.format(table=table, first=first, last=last,
                                              stamp=", updated_at = ?"), dialect))
 
-    def lock_rows(self, conn: Connection, ids: set[int]) -> None:
-        """Lock these rows in key order now (PostgreSQL; SQLite's one write lock is held)."""
-        if self.lock is not None and ids:
-            run_one(conn, self.lock, (sorted(ids),), planned_each_time=True)
+    def lock_rows(self, conn: Connection, ids: Iterable[int]) -> list[int]:
+        """Lock these rows in key order now (PostgreSQL; SQLite's one write lock is held);
+        their ids in that order."""
+        ordered = sorted(ids)
+        if self.lock is not None and ordered:
+            run_one(conn, self.lock, (ordered,), planned_each_time=True)
+        return ordered
 
     def run(self, conn: Connection, totals: dict[int, _Totals], stamp: Any,
             to_time: Callable[[Any], Any]) -> None:
         if self.lock is None:
             run_many(conn, self.update, _totals_params(totals, stamp, to_time))
             return
-        ids = sorted(totals)
-        run_one(conn, self.lock, (ids,), planned_each_time=True)
+        ids = self.lock_rows(conn, totals)
         run_one(conn, self.update, (stamp, json_rows(
             [{"id": k, "w": t.weight, "n": t.count, "f": t.first, "l": t.last}
              for k, t in totals.items()]), ids), planned_each_time=True)
